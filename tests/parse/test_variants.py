@@ -1,0 +1,240 @@
+"""Small hand-written cables, one per field and per corruption seen in the wild."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from worker.errors import ParseError
+from worker.parse import parse_cable
+from worker.validate import validate_record
+
+HEADER = """VZCZCXRO6349
+PP RUEHDBU
+DE RUEHTA #0598/01 0451133
+ZNY CCCCC ZZH
+P 141133Z FEB 06
+FM AMEMBASSY ALMATY
+TO RUEHC/SECSTATE WASHDC PRIORITY 4102
+INFO RUEHIL/AMEMBASSY ISLAMABAD PRIORITY 2016
+
+"""
+BODY = """
+E.O. 12958: DECL: 02/13/2016
+TAGS: PHUM PREF KZ
+SUBJECT: KAZAKHSTAN: A TEST SUBJECT
+
+Classified By: DCM Mark Asquino, reasons 1.4 (B) and (D).
+
+1. (C) First paragraph.
+
+2. (C) Second paragraph.
+
+ORDWAY
+"""
+
+
+def cable(
+    class_line: str = "C O N F I D E N T I A L ALMATY 000598",
+    *,
+    header: str = HEADER,
+    between: str = "\nSIPDIS\n",
+    body: str = BODY,
+) -> str:
+    """Assemble a cable from its parts."""
+    return f"{header}{class_line}\n{between}{body}"
+
+
+def parsed(text: str) -> dict[str, Any]:
+    """Parse and validate; every variant must give a valid record."""
+    record = parse_cable(text)
+    validate_record(record)
+    return record
+
+
+def warning_codes(record: dict[str, Any]) -> list[str]:
+    """The codes of a record's warnings."""
+    return [w["code"] for w in record["warnings"]]
+
+
+@pytest.mark.parametrize(
+    ("class_line", "between", "expected"),
+    [
+        ("C O N F I D E N T I A L ALMATY 000598", "", "CONFIDENTIAL"),
+        ("S E C R E T ALMATY 000598", "\nNOFORN\nSIPDIS\n", "SECRET//NOFORN"),
+        ("SE C R E T ALMATY 000598", "", "SECRET"),
+        ("SS E C R E T ALMATY 000598", "", "SECRET"),
+        ("E C R E T ALMATY 000598", "", "SECRET"),
+        ("UUNCLAS ALMATY 000598", "\nSENSITIVE\n", "UNCLASSIFIED//FOR OFFICIAL USE ONLY"),
+        ("UNCLAS SECTION 01 OF 03 ALMATY 000598", "", "UNCLASSIFIED"),
+        ("C o n f i d e n t i a l section 01 of 04 almaty 000598", "", "CONFIDENTIAL"),
+        ("CONFIDENTIAL ALMATY 000598", "\nDEA SENSITIVE\n", "CONFIDENTIAL"),
+    ],
+)
+def test_classification_forms(class_line: str, between: str, expected: str) -> None:
+    """Letter-spaced, garbled and lower-case classification lines give the published form."""
+    record = parsed(cable(class_line, between=between))
+    assert record["classification"] == expected
+    assert record["reference_id"] == "06ALMATY598"
+
+
+def test_crlf_and_html_entities() -> None:
+    """CRLF line ends and HTML entities are undone before parsing."""
+    text = cable().replace("KAZAKHSTAN: A TEST", "KAZAKHSTAN &amp; A TEST").replace("\n", "\r\n")
+    record = parsed(text)
+    assert record["subject"] == "KAZAKHSTAN & A TEST SUBJECT"
+    assert record["signature"] == "ORDWAY"
+
+
+def test_niact_immediate_precedence() -> None:
+    """A NIACT IMMEDIATE action addressee makes the cable NIACT IMMEDIATE."""
+    header = HEADER.replace("P 141133Z", "O 141133Z").replace(
+        "WASHDC PRIORITY 4102", "WASHDC NIACT IMMEDIATE 4102"
+    )
+    record = parsed(cable(header=header))
+    assert record["precedence"] == "NIACT IMMEDIATE"
+    assert record["to"][0] == {
+        "routing_code": "RUEHC",
+        "name": "SECSTATE WASHDC",
+        "precedence": "NIACT IMMEDIATE",
+        "serial": "4102",
+    }
+
+
+def test_routing_header_fields() -> None:
+    """Transmission id, prosigns, DE line and security line are all kept."""
+    routing = parsed(cable())["routing"]
+    assert routing == {
+        "transmission_id": "VZCZCXRO6349",
+        "prosigns": "PP",
+        "routing_indicators": ["RUEHDBU"],
+        "station": "RUEHTA",
+        "serial": "0598",
+        "section": 1,
+        "julian_day": 45,
+        "time": "1133",
+        "security": "ZNY CCCCC ZZH",
+    }
+
+
+def test_secstate_origin_and_reference() -> None:
+    """A Department cable is 'Secretary of State' with a STATE reference id."""
+    header = HEADER.replace("FM AMEMBASSY ALMATY", "FM SECSTATE WASHDC")
+    record = parsed(cable("S E C R E T STATE 012345", header=header))
+    assert record["origin"] == "Secretary of State"
+    assert record["reference_id"] == "06STATE12345"
+
+
+def test_renamed_post_and_consulate() -> None:
+    """Kiev is published as Kyiv; an AMCONSUL is a Consulate."""
+    kiev = parsed(
+        cable(
+            "CONFIDENTIAL KIEV 000598", header=HEADER.replace("AMEMBASSY ALMATY", "AMEMBASSY KIEV")
+        )
+    )
+    assert kiev["origin"] == "Embassy Kyiv"
+    rio = parsed(
+        cable(
+            "CONFIDENTIAL RIO DE JANEIRO 000598",
+            header=HEADER.replace("AMEMBASSY ALMATY", "AMCONSUL RIO DE JANEIRO"),
+        )
+    )
+    assert rio["origin"] == "Consulate Rio De Janeiro"
+    assert rio["reference_id"] == "06RIODEJANEIRO598"
+
+
+def test_redacted_station_falls_back_to_fm() -> None:
+    """A redacted station on the classification line takes the FM line's post."""
+    record = parsed(cable("SECRET XXXXXXXXXXXX 000598"))
+    assert record["reference_id"] == "06ALMATY598"
+
+
+def test_spliced_body_keeps_header_identity() -> None:
+    """A body copied from another cable does not steal the header's identity."""
+    record = parsed(cable("S E C R E T SECTION 01 OF 04 MOSCOW 005154"))
+    assert record["reference_id"] == "06ALMATY598"
+    assert record["classification"] == "CONFIDENTIAL"  # from ZNY CCCCC
+    assert "header_body_mismatch" in warning_codes(record)
+
+
+def test_missing_class_line_uses_security_line() -> None:
+    """Without a classification line the security line gives the level."""
+    text = HEADER.replace("CCCCC", "SSSSS") + BODY
+    record = parsed(text)
+    assert record["classification"] == "SECRET"
+    assert record["reference_id"] == "06ALMATY598"
+    assert "missing_classification_line" in warning_codes(record)
+
+
+def test_partial_extract_infers_year() -> None:
+    """A body-only copy parses, with the year inferred from the declassification date."""
+    record = parsed(cable("C O N F I D E N T I A L MADRID 000527", header=""))
+    assert record["reference_id"] == "06MADRID527"
+    assert record["date"] is None
+    assert record["origin"] == "Embassy Madrid"
+    assert {"partial_extract", "year_inferred", "missing_date"} <= set(warning_codes(record))
+
+
+def test_glued_preamble_fields() -> None:
+    """E.O., TAGS and SUBJECT on one line are cut apart."""
+    body = (
+        "\nE.o. 12958: decl: 01/07/2014 Tags: prel, pgov, tu Subject: turkish p.m. goes"
+        " to washington\n\n1. (C) Text.\n"
+    )
+    record = parsed(cable("C o n f i d e n t i a l ankara 000348", header="", body=body))
+    assert [t["code"] for t in record["tags"]] == ["PREL", "PGOV", "TU"]
+    assert record["subject"] == "turkish p.m. goes to washington"
+    assert record["declassify_on"] == "2014-01-07"
+    assert record["reference_id"] == "04ANKARA348"
+
+
+@pytest.mark.parametrize(
+    ("tags", "codes", "kinds"),
+    [
+        ("TAGS: PREL, PGOV, PK", ["PREL", "PGOV", "PK"], ["subject", "subject", "country"]),
+        ("TAGS: EINDETRD KZ", ["EIND", "ETRD", "KZ"], ["subject", "subject", "country"]),
+        ("TAGS: PGOV PECON IZ", ["PGOV", "ECON", "IZ"], ["subject", "subject", "country"]),
+        (
+            "TAGS: OVIP (CLINTON, HILLARY) NATO",
+            ["OVIP", "CLINTON, HILLARY", "NATO"],
+            ["subject", "person", "organisation"],
+        ),
+    ],
+)
+def test_tags_repaired_and_classified(tags: str, codes: list[str], kinds: list[str]) -> None:
+    """Glued and misspelt tags are repaired; person tags stay whole; kinds are assigned."""
+    record = parsed(cable(body=BODY.replace("TAGS: PHUM PREF KZ", tags)))
+    assert [t["code"] for t in record["tags"]] == codes
+    assert [t["kind"] for t in record["tags"]] == kinds
+
+
+def test_references_forms() -> None:
+    """Lettered, doubled-label and raw references; a missing year is the cable's own."""
+    body = BODY.replace(
+        "\nClassified", "REF: A. A) STATE 183800 B. 05 MOSCOW 12 C. SAINZ E-MAIL\n\nClassified"
+    )
+    refs = parsed(cable(body=body))["references"]
+    assert refs == [
+        {"label": "A", "raw": "STATE 183800", "id": "06STATE183800"},
+        {"label": "B", "raw": "05 MOSCOW 12", "id": "05MOSCOW12"},
+        {"label": "C", "raw": "SAINZ E-MAIL"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\n ",
+        "hello world",
+        "<html><body>Not a cable</body></html>",
+        '{"json": true}',
+        "\x00\x01\x02\x03" * 100,
+    ],
+)
+def test_not_a_cable_raises_parse_error(text: str) -> None:
+    """Text that is not a cable raises ParseError with a reason, never anything else."""
+    with pytest.raises(ParseError) as info:
+        parse_cable(text)
+    assert str(info.value)

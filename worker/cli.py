@@ -1,0 +1,115 @@
+"""The ``cable-ingest`` command line: one subcommand per job, each a thin call into the core."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import orjson
+
+from . import __version__
+from .errors import CableIngestError, ValidationError
+from .parse import parse_cable
+from .validate import validate_record
+
+
+def _inputs(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:
+    """Expand FILE|DIR|- into (name, path); ``-`` yields stdin (path None)."""
+    for name in paths:
+        if name == "-":
+            yield "<stdin>", None
+            continue
+        path = Path(name)
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                yield str(child), child
+        else:
+            yield name, path
+
+
+def _read(path: Path | None) -> str:
+    data = sys.stdin.buffer.read() if path is None else path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    """Parse cables and print one JSON record per line (or indented with --pretty)."""
+    option = orjson.OPT_INDENT_2 if args.pretty else 0
+    failed = 0
+    out = sys.stdout.buffer
+    for name, path in _inputs(args.paths):
+        try:
+            record = parse_cable(_read(path), source_file=None if path is None else name)
+            if not args.no_validate:
+                validate_record(record)
+        except (OSError, CableIngestError) as exc:
+            failed += 1
+            print(f"{name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        out.write(orjson.dumps(record, option=option) + b"\n")
+    out.flush()
+    return 1 if failed else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate JSON records (a JSON document or JSON Lines per file) against the cable schema."""
+    failed = 0
+    for name, path in _inputs(args.paths):
+        try:
+            text = _read(path)
+            documents = (
+                [orjson.loads(text)]
+                if text.lstrip().startswith("{") and "\n{" not in text
+                else [orjson.loads(line) for line in text.splitlines() if line.strip()]
+            )
+        except (OSError, orjson.JSONDecodeError) as exc:
+            failed += 1
+            print(f"{name}: not JSON: {exc}", file=sys.stderr)
+            continue
+        for number, document in enumerate(documents, 1):
+            where = name if len(documents) == 1 else f"{name}:{number}"
+            try:
+                validate_record(document)
+            except ValidationError as exc:
+                failed += 1
+                for violation in exc.violations:
+                    print(f"{where}: {violation.path or '/'}: {violation.message}", file=sys.stderr)
+                continue
+            if args.verbose:
+                print(f"{where}: valid")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cable-ingest``."""
+    parser = argparse.ArgumentParser(prog="cable-ingest", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    parse = sub.add_parser("parse", help="parse cables into JSON records")
+    parse.add_argument("paths", nargs="+", metavar="FILE|DIR|-")
+    parse.add_argument("--pretty", action="store_true", help="indented JSON for people")
+    parse.add_argument("--no-validate", action="store_true", help="skip schema validation")
+    parse.set_defaults(func=cmd_parse)
+
+    validate = sub.add_parser("validate", help="validate JSON records against the cable schema")
+    validate.add_argument("paths", nargs="+", metavar="FILE.json|-")
+    validate.add_argument("-v", "--verbose", action="store_true", help="also report valid records")
+    validate.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cable-ingest`` console script."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The one error hierarchy of cable-ingest.
+
+    CableIngestError
+    ├── ParseError            the text is not a cable at all (parsing cannot produce a record)
+    ├── ValidationError       a document does not satisfy its JSON Schema
+    ├── ConfigurationError    a setting is missing or malformed
+    └── SinkError             a sink could not take a batch
+        ├── TransientSinkError    worth retrying (timeouts, 5xx, connection refused)
+        └── PermanentSinkError    retrying will not help (4xx, constraint violations)
+
+Messages say what was expected and what arrived, so an operator can act on them at 3 a.m.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CableIngestError(Exception):
+    """Base class of every error raised on purpose by cable-ingest."""
+
+
+class ParseError(CableIngestError, ValueError):
+    """The input is not a cable: no record can be made from it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaViolation:
+    """One schema error: where in the document (JSON pointer) and what is wrong."""
+
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+class ValidationError(CableIngestError, ValueError):
+    """A document failed its JSON Schema; ``violations`` lists every error found."""
+
+    def __init__(self, schema: str, violations: list[SchemaViolation]) -> None:
+        self.schema = schema
+        self.violations = violations
+        first = violations[0] if violations else SchemaViolation("", "unknown error")
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        super().__init__(f"{schema}: {first.path or '/'}: {first.message}{more}")
+
+
+class ConfigurationError(CableIngestError, ValueError):
+    """A configuration value is missing or malformed."""
+
+
+class SinkError(CableIngestError):
+    """A sink could not take a batch."""
+
+
+class TransientSinkError(SinkError):
+    """A sink failure worth retrying later."""
+
+
+class PermanentSinkError(SinkError):
+    """A sink failure that retrying will not fix."""

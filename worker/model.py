@@ -1,0 +1,23 @@
+"""Shared constants of the record and the queue documents."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+SCHEMA_VERSION: Final = "1.0.0"
+
+# Published classifications, lowest to highest: routing compares positions in this tuple.
+CLASSIFICATIONS: Final = (
+    "UNCLASSIFIED",
+    "UNCLASSIFIED//FOR OFFICIAL USE ONLY",
+    "CONFIDENTIAL",
+    "CONFIDENTIAL//NOFORN",
+    "SECRET",
+    "SECRET//NOFORN",
+    "TOP SECRET",
+    "TOP SECRET//NOFORN",
+)
+
+PRECEDENCES: Final = ("FLASH", "NIACT IMMEDIATE", "IMMEDIATE", "PRIORITY", "ROUTINE")
+
+Record = dict[str, Any]

@@ -1,0 +1,318 @@
+"""``parse_cable``: one raw cable text in, one record dict out. Pure: no I/O, no globals changed."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from worker.errors import ParseError
+from worker.model import SCHEMA_VERSION
+
+from . import fields
+from .body import parse_body
+from .classification import (
+    SECURITY_LEVELS,
+    ClassLine,
+    match_class_line,
+    normalise_caveat,
+    published,
+)
+from .header import DTG, Header, dtg_to_iso, full_year, parse_header
+from .origins import origin_from_fm, origin_from_station
+from .preamble import parse_preamble
+from .references import parse_references
+from .tags import parse_tags
+from .text import normalize
+
+MAX_CHARS = 8 * 1024 * 1024
+_SCAN_LINES = 600
+_WEEKDAY_DATE = re.compile(
+    r"^\s*(?:MON|TUES|WEDNES|THURS|FRI|SATUR|SUN)DAY,? (\d{1,2}) ([A-Z]+),? (\d{4}),? (\d{1,2}):(\d{2})",
+    re.I,
+)
+_ODD = re.compile("[\x00-\x08\x0b\x0e-\x1f\ufffd]")
+_MONTHS = (
+    "JANUARY",
+    "FEBRUARY",
+    "MARCH",
+    "APRIL",
+    "MAY",
+    "JUNE",
+    "JULY",
+    "AUGUST",
+    "SEPTEMBER",
+    "OCTOBER",
+    "NOVEMBER",
+    "DECEMBER",
+)
+
+
+def _check_text(text: str) -> bool:
+    """Raise ParseError unless ``text`` could be a cable; True when it has control characters."""
+    if not text.strip():
+        raise ParseError("empty input: a cable needs at least a classification line and a body")
+    if len(text) > MAX_CHARS:
+        raise ParseError(
+            f"input of {len(text):,} characters is larger than any cable (limit {MAX_CHARS:,})"
+        )
+    odd = len(_ODD.findall(text))
+    if odd > max(8, len(text) // 50):
+        raise ParseError(
+            f"binary data, not text: {odd:,} control or undecodable characters in {len(text):,}"
+        )
+    return odd > 0
+
+
+def _routing_start(lines: list[str]) -> int:
+    """Index of the routing header's first line: 0, or later when a copy has a cover sheet."""
+    for index, line in enumerate(lines[:_SCAN_LINES]):
+        if line.startswith("FM ") and index > 0:
+            before = [ln for ln in lines[max(0, index - 12) : index] if ln.strip()]
+            if before and DTG.match(before[-1]):
+                for back in range(index - 1, max(-1, index - 80), -1):
+                    if lines[back].startswith("VZCZC"):
+                        return back
+                return max(0, index - len(before))
+    return 0
+
+
+def _find_class_line(lines: list[str], start: int) -> tuple[int, ClassLine] | None:
+    fallback: tuple[int, ClassLine] | None = None
+    for index in range(start, min(len(lines), start + _SCAN_LINES)):
+        line = lines[index]
+        if not line or line[0] in "-(0123456789":
+            continue
+        found = match_class_line(line)
+        if found is None:
+            continue
+        if found.station is not None:
+            return index, found
+        if fallback is None and index < start + 60:
+            fallback = (index, found)
+    return fallback
+
+
+def _weekday_date(lines: list[str]) -> tuple[str | None, int | None]:
+    for line in lines[:5]:
+        if (m := _WEEKDAY_DATE.match(line)) and m[2].upper() in _MONTHS:
+            year = int(m[3])
+            iso = dtg_to_iso(int(m[1]), int(m[4]), int(m[5]), _MONTHS.index(m[2].upper()) + 1, year)
+            return iso, year
+    return None, None
+
+
+class _Warnings(list[dict[str, str]]):
+    """The record's warnings, added as (code, message)."""
+
+    def add(self, code: str, message: str) -> None:
+        self.append({"code": code, "message": message})
+
+
+def _locate(lines: list[str], warn: _Warnings) -> tuple[Header, ClassLine | None, int]:
+    """Routing header, classification line, and the index where the preamble starts."""
+    routing_start = _routing_start(lines)
+    located = _find_class_line(lines, routing_start)
+    end = located[0] if located else _SCAN_LINES
+    header = parse_header(lines[routing_start:end])
+    if located is None and header.fm is None:
+        raise ParseError(
+            "not a cable: no classification line (e.g. 'C O N F I D E N T I A L "
+            "ALMATY 000598') and no routing header (FM line)"
+        )
+    for code, message in header.problems:
+        warn.add(code, message)
+    if header.routing is None and header.fm is None:
+        warn.add("partial_extract", "no routing header: only the body of the cable survived")
+    cls = located[1] if located else None
+    security = _security_level(header)
+    if cls is None:
+        warn.add(
+            "missing_classification_line",
+            f"no classification line; level taken from the security line ({security})"
+            if security
+            else "no classification line; classification unknown",
+        )
+        cls = ClassLine(security, None, None, None, []) if security else None
+    elif _spliced(cls, header):
+        warn.add(
+            "header_body_mismatch",
+            f"the body belongs to {cls.station} {cls.serial}, not to the cable the routing "
+            f"header names ({header.fm}): identity and classification taken from the header",
+        )
+        cls = ClassLine(security, None, None, None, []) if security else None
+    return header, cls, (located[0] + 1) if located else len(lines)
+
+
+def _security_level(header: Header) -> str | None:
+    """``ZNY SSSSS ZZH`` → SECRET."""
+    security = (header.routing or {}).get("security") or ""
+    return SECURITY_LEVELS.get(security[4:9])
+
+
+def _date_and_year(
+    header: Header, lines: list[str], declass_date: str | None, warn: _Warnings
+) -> tuple[str | None, int | None]:
+    date, year = header.date, header.year
+    if date is None:
+        date, year_from_line = _weekday_date(lines)
+        year = year or year_from_line
+        if date is not None:
+            warn.add("date_from_copy", "no date-time group; date taken from the copy's date line")
+        else:
+            warn.add("missing_date", "no date-time group and no date line: date unknown")
+    if year is None:
+        year = _infer_year(declass_date, lines)
+        if year is not None:
+            warn.add(
+                "year_inferred",
+                f"no date in the cable; year {year} inferred from the "
+                "declassification date or the years the text mentions",
+            )
+    return date, year
+
+
+def _origin(header: Header, station: str | None, warn: _Warnings) -> str | None:
+    origin = origin_from_fm(header.fm) if header.fm else None
+    if origin is None and station is not None:
+        origin = origin_from_station(station)
+    if origin is None:
+        warn.add("unknown_origin", f"origin not recognised from FM line {header.fm!r}")
+    return origin
+
+
+def _tags_and_subject(
+    pre_fields: dict[str, str], warn: _Warnings
+) -> tuple[list[dict[str, str]], str | None]:
+    tags: list[dict[str, str]] = []
+    if "tags" in pre_fields:
+        tags, notes = parse_tags(pre_fields["tags"])
+        for note in notes:
+            warn.add("tag_repaired", note)
+    if not tags:
+        warn.add("missing_tags", "no TAGS line")
+    subject = fields.clean_subject(pre_fields.get("subject", ""))
+    if subject is None:
+        warn.add("missing_subject", "no SUBJECT line")
+    return tags, subject
+
+
+def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
+    """Parse one cable. Oddities become ``warnings``; only non-cables raise :class:`ParseError`."""
+    if not isinstance(raw, str):
+        raise ParseError(f"expected text (str), got {type(raw).__name__}")
+    has_controls = _check_text(raw)
+    lines = normalize(raw, has_controls=has_controls).split("\n")
+    warn = _Warnings()
+    header, cls, preamble_start = _locate(lines, warn)
+    pre = parse_preamble(lines, preamble_start)
+    body = parse_body("\n".join(lines[pre.body_start :]))
+    for code, message in body.problems:
+        warn.add(code, message)
+    if not body.paragraphs:
+        warn.add("empty_body", "no body text after the header")
+
+    declassification = pre.fields.get("eo")
+    declass_date = fields.declassify_on(declassification) if declassification else None
+    date, year = _date_and_year(header, lines, declass_date, warn)
+    reference_id, station = _reference_id(cls, header, year)
+    caveats = _caveats(cls, pre.caveats)
+    tags, subject = _tags_and_subject(pre.fields, warn)
+    classified = pre.fields.get("classified_by")
+
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "reference_id": reference_id,
+        "date": date,
+        "precedence": header.precedence,
+        "origin": _origin(header, station, warn),
+        "fm": header.fm,
+        "classification": published(cls.level, caveats) if cls else None,
+        "caveats": caveats,
+        "section": cls.section if cls else None,
+        "routing": header.routing,
+        "to": header.to,
+        "info": header.info,
+        "xmt": header.xmt,
+        "declassify_on": declass_date,
+        "declassification": declassification,
+        "tags": tags,
+        "subject": subject,
+        "references": parse_references(pre.fields["ref"], year) if "ref" in pre.fields else [],
+        "classified_by": fields.classified_by(classified) if classified else None,
+        "summary": body.summary,
+        "paragraphs": body.paragraphs,
+        "signature": body.signature,
+        "warnings": warn,
+    }
+    if source_file is not None:
+        record["source_file"] = source_file
+    return record
+
+
+def _fm_station(fm: str) -> str:
+    """``AMEMBASSY LA PAZ`` → ``LA PAZ``; ``SECSTATE WASHDC`` → ``STATE``."""
+    if fm.upper().startswith("SECSTATE"):
+        return "STATE"
+    words = fm.split()
+    return " ".join(words[1:]) if len(words) > 1 else fm
+
+
+def _reference_id(
+    cls: ClassLine | None, header: Header, year: int | None
+) -> tuple[str, str | None]:
+    station = cls.station if cls else None
+    serial = cls.serial if cls else None
+    de_serial = int((header.routing or {}).get("serial") or 0) or None
+    if header.fm and (station is None or set(station) <= {"X", " "}):
+        station = _fm_station(header.fm)  # no class line, or its station redacted
+    if serial is None:
+        serial = de_serial
+    if station is None or not serial:
+        raise ParseError(
+            "not a cable: no station and serial number to identify it "
+            "(expected e.g. 'ALMATY 000598' on the classification line)"
+        )
+    if year is None:
+        raise ParseError(
+            f"cable {station} {serial} carries no date: no date-time group, "
+            "no date line and no declassification date to infer the year from"
+        )
+    key = re.sub(r"[^A-Z]", "", station.upper())
+    return f"{year % 100:02d}{key}{serial}", station
+
+
+def _spliced(cls: ClassLine, header: Header) -> bool:
+    """True when the class line names another cable than the routing header does."""
+    de_serial = (header.routing or {}).get("serial")
+    if not (header.fm and de_serial and cls.station and cls.serial):
+        return False
+    same_station = re.sub(r"[^A-Z]", "", _fm_station(header.fm)) == re.sub(
+        r"[^A-Z]", "", cls.station
+    )
+    return (
+        not same_station and int(de_serial) != cls.serial and set(cls.station) - {"X", " "} != set()
+    )
+
+
+_YEAR = re.compile(r"\b(19[6-9]\d|20[0-2]\d)\b")
+
+
+def _infer_year(declass_date: str | None, lines: list[str]) -> int | None:
+    """Declassification is usually set ten years on; else the year the text names most."""
+    if declass_date is not None and 1970 <= int(declass_date[:4]) - 10 <= 2030:
+        return int(declass_date[:4]) - 10
+    years = Counter(_YEAR.findall("\n".join(lines[:400])))
+    return int(years.most_common(1)[0][0]) if years else None
+
+
+def _caveats(cls: ClassLine | None, found: list[str]) -> list[str]:
+    ordered: list[str] = []
+    for word in [*(cls.caveats if cls else []), *found]:
+        caveat = normalise_caveat(word.upper())
+        if caveat not in ordered:
+            ordered.append(caveat)
+    return ordered
+
+
+__all__ = ["ParseError", "full_year", "parse_cable"]

@@ -1,0 +1,178 @@
+"""The routing header: everything above the classification line.
+
+VZCZCXRO6349                        transmission id
+PP RUEHDBU                          precedence prosigns and routing indicators
+DE RUEHTA #0598/01 0451133          originating station, serial/section, Julian day + time
+ZNY CCCCC ZZH                       security line
+P 141133Z FEB 06                    date-time group (precedence, DDHHMMZ MON YY)
+FM AMEMBASSY ALMATY
+TO RUEHC/SECSTATE WASHDC PRIORITY 4102
+INFO RUCNCIS/CIS COLLECTIVE PRIORITY
+XMT AMCONSUL JOHANNESBURG
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+PRECEDENCE_LETTERS = {"Z": "FLASH", "O": "IMMEDIATE", "P": "PRIORITY", "R": "ROUTINE"}
+_PRECEDENCE_WORDS = ("NIACT IMMEDIATE", "FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE")
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1
+    )
+}
+
+_TRANSMISSION = re.compile(r"^(VZCZC[A-Z0-9]{0,20})\b")
+_PROSIGNS = re.compile(
+    r"^(ZZ|OO|PP|RR|YY|[ZOPR])(?: ([A-Z]{2,}[A-Z0-9]*(?: [A-Z]{2,}[A-Z0-9]*)*))?$"
+)
+_DE = re.compile(r"^DE ([A-Z0-9]{3,12}) #(\d{1,6})(?:/(\d{1,3}))? (\d{3})(\d{4})\b")
+_SECURITY = re.compile(r"^(ZN[YR] [A-Z]{5} ZZH)\b")
+DTG = re.compile(
+    r"\b(?:([ZOPR])(?: [ZOPR])? )?(\d{2})(\d{2})(\d{2})Z ?(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)"
+    r" ?(\d{2}|\d{4})\b"
+)
+_ADDRESS_START = re.compile(r"^(FM|TO|INFO|XMT|BT)\b ?(.*)$")
+_RECIPIENT = re.compile(
+    r"^(?:(?P<code>[A-Z][A-Z0-9]{2,11})/)?(?P<name>.+?)"
+    r"(?: (?P<prec>NIACT IMMEDIATE|FLASH|IMMEDIATE|PRIORITY|ROUTINE))?"
+    r"(?: (?P<serial>\d{1,6}(?:-\d{1,6})?))?$"
+)
+
+
+@dataclass
+class Header:
+    """What the routing header says; every field may be missing in a partial copy."""
+
+    routing: dict[str, Any] | None = None
+    date: str | None = None
+    year: int | None = None
+    precedence: str | None = None
+    fm: str | None = None
+    to: list[dict[str, Any]] = field(default_factory=list)
+    info: list[dict[str, Any]] = field(default_factory=list)
+    xmt: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def dtg_to_iso(day: int, hour: int, minute: int, month: int, year: int) -> str | None:
+    """Return ISO 8601 UTC for a date-time group, or None when it names no real instant."""
+    try:
+        moment = datetime(year, month, day, hour, minute, tzinfo=UTC)
+    except ValueError:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def full_year(yy: str) -> int:
+    """Two-digit years: the cables run from the 1960s to 2010."""
+    value = int(yy)
+    if len(yy) == 4:
+        return value
+    return 1900 + value if value >= 60 else 2000 + value
+
+
+def parse_dtg(line: str) -> tuple[str | None, int | None, str | None]:
+    """Find a date-time group in ``line``: (ISO date, year, precedence) or Nones."""
+    match = DTG.search(line)
+    if match is None:
+        return None, None, None
+    letter, dd, hh, mm, mon, yy = match.groups()
+    year = full_year(yy)
+    iso = dtg_to_iso(int(dd), int(hh), int(mm), _MONTHS[mon], year)
+    return iso, year, PRECEDENCE_LETTERS.get(letter or "")
+
+
+def parse_recipient(text: str) -> dict[str, Any]:
+    """``RUEHC/SECSTATE WASHDC PRIORITY 4102`` → code, name, precedence, serial."""
+    text = " ".join(text.split())
+    match = _RECIPIENT.match(text)
+    if match is None:  # pragma: no cover - the pattern accepts any non-empty text
+        return {"routing_code": None, "name": text, "precedence": None, "serial": None}
+    return {
+        "routing_code": match["code"],
+        "name": match["name"],
+        "precedence": match["prec"],
+        "serial": match["serial"],
+    }
+
+
+def _routing_line(line: str, routing: dict[str, Any]) -> bool:
+    """Take a transmission id, DE or security line into ``routing``; False for other lines."""
+    if (m := _TRANSMISSION.match(line)) and routing["transmission_id"] is None:
+        routing["transmission_id"] = m[1]
+    elif (m := _DE.match(line)) and routing["station"] is None:
+        routing.update(station=m[1], serial=m[2], julian_day=int(m[4][:3]), time=m[5])
+        routing["section"] = int(m[3]) if m[3] else None
+    elif (m := _SECURITY.match(line)) and routing["security"] is None:
+        routing["security"] = m[1]
+    else:
+        return False
+    return True
+
+
+def _address_line(line: str, header: Header) -> list[dict[str, Any]] | None:
+    """Handle an FM/TO/INFO/XMT/BT line; return the recipient list it opens, if any."""
+    match = _ADDRESS_START.match(line)
+    assert match is not None
+    key, rest = match[1], match[2].strip()
+    if key == "FM":
+        header.fm = rest or None
+        return None
+    if key == "BT":
+        return None
+    current = {"TO": header.to, "INFO": header.info, "XMT": header.xmt}[key]
+    if rest:
+        current.append(parse_recipient(rest))
+    return current
+
+
+def parse_header(lines: list[str]) -> Header:
+    """Parse the lines above the classification line."""
+    header = Header()
+    routing: dict[str, Any] = dict.fromkeys(
+        (
+            "transmission_id",
+            "prosigns",
+            "station",
+            "serial",
+            "section",
+            "julian_day",
+            "time",
+            "security",
+        )
+    )
+    routing["routing_indicators"] = []
+    seen_routing = False
+    current: list[dict[str, Any]] | None = None
+    for raw in lines:
+        line = " ".join(raw.split())
+        if not line:
+            current = None
+        elif _routing_line(line, routing):
+            seen_routing = True
+        elif header.date is None and (dtg := DTG.match(line)) is not None and dtg[1]:
+            header.date, header.year, header.precedence = parse_dtg(line)
+            if header.date is None:
+                header.problems.append(
+                    ("invalid_date", f"date-time group {dtg[0]!r} is not a real date")
+                )
+            current = None
+        elif _ADDRESS_START.match(line):
+            current = _address_line(line, header)
+        elif current is not None:
+            current.append(parse_recipient(line))
+        elif (m := _PROSIGNS.match(line)) and routing["prosigns"] is None and header.fm is None:
+            routing["prosigns"] = m[1]
+            routing["routing_indicators"] = m[2].split() if m[2] else []
+            seen_routing = True
+    if seen_routing:
+        header.routing = routing
+    if any(r["precedence"] == "NIACT IMMEDIATE" for r in header.to):
+        header.precedence = "NIACT IMMEDIATE"
+    return header

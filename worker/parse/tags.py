@@ -1,0 +1,418 @@
+"""TAGS: split, repair and classify the Traffic Analysis by Geography and Subject codes.
+
+Copies of the TAGS line are messy: separators vary (spaces, commas, both), codes arrive
+glued (``EINDETRD``), misspelled (``PECON``), lower-cased, or wrapped in markdown links; and
+person tags (``CLINTON, HILLARY``) contain the comma that other lines use as a separator.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Subject codes of the State Department TAGS list (the ones seen in published cables).
+SUBJECT_CODES = frozenset(
+    [
+        "ABLD",
+        "ABUD",
+        "ADCO",
+        "ADPM",
+        "AEMR",
+        "AFIN",
+        "AFSI",
+        "AFSN",
+        "AGAO",
+        "AINF",
+        "AINR",
+        "AINT",
+        "AJAM",
+        "ALOW",
+        "AMED",
+        "AMGT",
+        "AODE",
+        "AORC",
+        "AORG",
+        "APCS",
+        "APER",
+        "ASCH",
+        "ASEC",
+        "ASIG",
+        "AVERY",
+        "BBSR",
+        "BEXP",
+        "BMGT",
+        "BTIO",
+        "CASC",
+        "CDC",
+        "CJAN",
+        "CMGT",
+        "CPAS",
+        "CVIS",
+        "CVPR",
+        "DEAX",
+        "DHS",
+        "EAGR",
+        "EAID",
+        "EAIR",
+        "ECIN",
+        "ECIP",
+        "ECON",
+        "ECPS",
+        "ECUN",
+        "EDEV",
+        "EFIN",
+        "EFIS",
+        "EIND",
+        "EINT",
+        "EINV",
+        "ELAB",
+        "ELTN",
+        "EMIN",
+        "ENGR",
+        "ENIV",
+        "ENRG",
+        "ENVI",
+        "ENVR",
+        "EPET",
+        "ESTH",
+        "ETRC",
+        "ETRD",
+        "ETTC",
+        "EUNCH",
+        "EWWT",
+        "EXIM",
+        "GTIP",
+        "HHS",
+        "IIP",
+        "INRA",
+        "INRB",
+        "INRO",
+        "KAWC",
+        "KAWK",
+        "KBCT",
+        "KBIO",
+        "KBTR",
+        "KBTS",
+        "KCFE",
+        "KCGC",
+        "KCIP",
+        "KCOM",
+        "KCOR",
+        "KCRM",
+        "KCRS",
+        "KDEM",
+        "KDRG",
+        "KENV",
+        "KESS",
+        "KFIN",
+        "KFLO",
+        "KFLU",
+        "KFRD",
+        "KGCC",
+        "KGHG",
+        "KGIC",
+        "KGIT",
+        "KHDP",
+        "KHIV",
+        "KHLS",
+        "KHUM",
+        "KICC",
+        "KIDE",
+        "KIFR",
+        "KIPR",
+        "KIRC",
+        "KIRF",
+        "KISL",
+        "KJUS",
+        "KLIG",
+        "KMCA",
+        "KMDR",
+        "KMPI",
+        "KNAR",
+        "KNEI",
+        "KNNP",
+        "KNPP",
+        "KNSD",
+        "KOCI",
+        "KOLY",
+        "KOMC",
+        "KPAI",
+        "KPAL",
+        "KPAO",
+        "KPKO",
+        "KPLS",
+        "KPOA",
+        "KPRP",
+        "KPRV",
+        "KRAD",
+        "KRFD",
+        "KRIM",
+        "KRVC",
+        "KSAC",
+        "KSCA",
+        "KSCI",
+        "KSEC",
+        "KSEO",
+        "KSPR",
+        "KSTC",
+        "KSTH",
+        "KSUM",
+        "KTDB",
+        "KTEX",
+        "KTFN",
+        "KTIA",
+        "KTIP",
+        "KTLA",
+        "KTRD",
+        "KUNR",
+        "KVPR",
+        "KWBG",
+        "KWMN",
+        "KWNM",
+        "LOTT",
+        "MAAR",
+        "MARR",
+        "MASC",
+        "MASS",
+        "MCAP",
+        "MEPP",
+        "MILI",
+        "MNUC",
+        "MOPS",
+        "MPOS",
+        "MTCRE",
+        "NARC",
+        "OEXC",
+        "OFDP",
+        "OIIP",
+        "OPDC",
+        "OPRC",
+        "OREP",
+        "OSCI",
+        "OTRA",
+        "OVIP",
+        "PARM",
+        "PBIO",
+        "PBTS",
+        "PCUL",
+        "PDEM",
+        "PEPR",
+        "PGOV",
+        "PHSA",
+        "PHUM",
+        "PINL",
+        "PINR",
+        "PINS",
+        "PINT",
+        "PKPO",
+        "PMIL",
+        "PNAT",
+        "PNUC",
+        "POGOV",
+        "POLM",
+        "POLINT",
+        "PREF",
+        "PREL",
+        "PREO",
+        "PROG",
+        "PROP",
+        "PSEC",
+        "PSOE",
+        "PTER",
+        "PTERM",
+        "SCUL",
+        "SENV",
+        "SMIG",
+        "SNAR",
+        "SOCI",
+        "SPCE",
+        "SPCVIS",
+        "SSCI",
+        "TBIO",
+        "TFIN",
+        "TINT",
+        "TIP",
+        "TNGD",
+        "TPHY",
+        "TRGY",
+        "TSPA",
+        "TSPL",
+        "TTRD",
+    ]
+)
+
+ORGANISATION_CODES = frozenset(
+    [
+        "AMU",
+        "APEC",
+        "ARF",
+        "ASEAN",
+        "AU",
+        "BRICS",
+        "CARICOM",
+        "CE",
+        "CFE",
+        "CICTE",
+        "CIS",
+        "CTBTO",
+        "EAC",
+        "ECOWAS",
+        "EEB",
+        "EU",
+        "EUN",
+        "EUR",
+        "FAO",
+        "FARC",
+        "FATF",
+        "G8",
+        "G20",
+        "GCC",
+        "GTMO",
+        "IAEA",
+        "IBRD",
+        "ICAO",
+        "ICC",
+        "ICJ",
+        "ICRC",
+        "ICTY",
+        "IDB",
+        "IEA",
+        "IFAD",
+        "ILO",
+        "IMF",
+        "IMO",
+        "INTERPOL",
+        "IO",
+        "IOM",
+        "ISAF",
+        "LAS",
+        "MEPI",
+        "MERCOSUR",
+        "MFO",
+        "MINUSTAH",
+        "MONUC",
+        "NAM",
+        "NATO",
+        "NSG",
+        "OAS",
+        "OAU",
+        "OECD",
+        "OIC",
+        "OPCW",
+        "OPEC",
+        "OSCE",
+        "PA",
+        "PIF",
+        "SADC",
+        "SCO",
+        "UN",
+        "UNAMA",
+        "UNAMI",
+        "UNDP",
+        "UNEP",
+        "UNESCO",
+        "UNFICYP",
+        "UNGA",
+        "UNHCR",
+        "UNHRC",
+        "UNICEF",
+        "UNIFIL",
+        "UNMIK",
+        "UNMIS",
+        "UNO",
+        "UNSC",
+        "USEU",
+        "WB",
+        "WFP",
+        "WHO",
+        "WIPO",
+        "WTO",
+    ]
+)
+
+# Alone on a TAGS line these are organisations, not the countries of the same letters.
+_TWO_LETTER_ORGS = frozenset({"EU", "UN", "AU", "PA"})
+KNOWN = SUBJECT_CODES | ORGANISATION_CODES
+
+_LABEL = re.compile(r"^\s*TAGS?\s*:?\s*", re.I)
+_PERSON = re.compile(r"\(?\b([A-Z][A-Z'-]{1,30}), ([A-Z][A-Z'-]{2,30}(?: [A-Z]\b\.?)?)\)?")
+_TOKEN = re.compile(r"[A-Z0-9][A-Z0-9/&'-]*")
+
+
+def _is_code(word: str) -> bool:
+    return word in KNOWN or (len(word) == 2 and word.isalpha())
+
+
+def _kind(code: str) -> str:
+    if "," in code:
+        return "person"
+    if code in ORGANISATION_CODES and (len(code) > 2 or code in _TWO_LETTER_ORGS):
+        return "organisation"
+    if len(code) == 2 and code.isalpha():
+        return "country"
+    return "subject"
+
+
+def _edit1(word: str) -> str | None:
+    """The single known code one deletion, insertion or substitution away, if exactly one."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    candidates: set[str] = set()
+    for i in range(len(word) + 1):
+        if i < len(word):
+            candidates.add(word[:i] + word[i + 1 :])
+            candidates.update(word[:i] + c + word[i + 1 :] for c in letters)
+        candidates.update(word[:i] + c + word[i:] for c in letters)
+    found = sorted(c for c in candidates if c in SUBJECT_CODES)
+    return found[0] if len(found) == 1 else None
+
+
+def _split_glued(word: str) -> list[str] | None:
+    """``EINDETRD`` → [EIND, ETRD]; ``PGOVKZ`` → [PGOV, KZ]; None if no clean split."""
+    if len(word) < 6:
+        return None
+    for size in (4, 5, 3, 2):
+        head, rest = word[:size], word[size:]
+        if head in KNOWN or (size == 2 and word[2:] in KNOWN):
+            if _is_code(rest):
+                return [head, rest]
+            tail = _split_glued(rest)
+            if tail:
+                return [head, *tail]
+    return None
+
+
+def repair(word: str) -> tuple[list[str], str | None]:
+    """Return the code(s) a token stands for, and a note when it was repaired."""
+    if _is_code(word) or len(word) <= 3:
+        return [word], None
+    if glued := _split_glued(word):
+        return glued, f"split glued tag {word!r} into {' '.join(glued)}"
+    if 4 <= len(word) <= 6 and word.isalpha() and (fixed := _edit1(word)):
+        return [fixed], f"corrected tag {word!r} to {fixed!r}"
+    return [word], None
+
+
+def parse_tags(text: str) -> tuple[list[dict[str, str]], list[str]]:
+    """Parse the value of a TAGS line: the tag objects and notes on what was repaired."""
+    value = _LABEL.sub("", text).upper()
+    tags: list[str] = []
+    notes: list[str] = []
+    pos = search = 0
+    while (match := _PERSON.search(value, search)) is not None:
+        first, second = match[1], match[2]
+        if _is_code(first) or _is_code(second.split()[0]):
+            search = match.start(2)
+            continue
+        _tokens(value[pos : match.start()], tags, notes)
+        tags.append(f"{first}, {second}")
+        pos = search = match.end()
+    _tokens(value[pos:], tags, notes)
+    unique = dict.fromkeys(tags)
+    return [{"code": t, "kind": _kind(t)} for t in unique], notes
+
+
+def _tokens(text: str, tags: list[str], notes: list[str]) -> None:
+    for token in _TOKEN.findall(text):
+        codes, note = repair(token.strip("-'/"))
+        tags.extend(c for c in codes if c)
+        if note:
+            notes.append(note)

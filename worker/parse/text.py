@@ -1,0 +1,77 @@
+"""Normalisation of raw cable text: what every field parser can then take for granted.
+
+Undoes the damage copies pick up on the way: CRLF, web-scraped markdown link wrappers
+(``[PHUM](#)``), HTML entities and tags, mojibake, NUL and control bytes, the pilcrow some
+sites put before list items, and the page/section continuation markers that teletype
+pagination and PDF conversion insert mid-text (``ALMATY 00000598 002 OF 002``,
+``PAGE 02 HARARE 06677 01 OF 03 291400Z``).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import ftfy
+
+_MARKDOWN_LINK = re.compile(r"\[([^\[\]\n]{1,120})\]\((?:#|[^()\s]{0,300})\)")
+_HTML_TAG = re.compile(
+    r"</?(?:a|b|i|u|p|br|pre|div|span|code|strong|em|font)\b[^<>\n]{0,300}>", re.I
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MOJIBAKE_HINT = re.compile("[\u00c2\u00c3\u00e2][\u0080-\u00bf\u201a-\u203a\u0152-\u0178]")
+
+# Patterns start with a literal newline (the text is searched with one prepended): Python's
+# regex engine then skips ahead with a fast literal scan instead of trying every position.
+#
+# ``ALMATY 00000598 002 OF 002`` / ``STATE 00012345 001.2 OF 003``: a station, an 8-digit
+# zero-padded serial, then the page. Alone on its line in the teletype copies.
+_SECTION_MARKER = re.compile(
+    r"\n[ \t]*[A-Z][A-Z .'-]{1,40} 0{2,}\d{1,8} +\d{3}(?:\.\d)? +OF +\d{3}[ \t]*(?=\n)"
+)
+# ``PAGE 02 HARARE 06677 01 OF 03 291400Z`` (PDF conversions): the text after the DTG belongs
+# to the running text, so only the marker itself goes.
+_PAGE_MARKER = re.compile(
+    r"\n[ \t]*PAGE \d{2,3} +[A-Z][A-Z .'-]{1,40}? +\d{2,8}(?: +\d{2} +OF +\d{2})? +\d{6}Z?[ \t]*"
+)
+# The classification repeated alone at a page break of PDF conversions (`` CONFIDENTIAL``).
+_PAGE_CLASSIFICATION = re.compile(
+    r"\n[ \t]+(?:UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE)(?: +[A-Z]{3}\d{3,5})?[ \t]*(?=\n)"
+)
+
+
+def normalize(raw: str, *, has_controls: bool = True) -> str:
+    """Return ``raw`` with line endings, entities, markup and continuation markers undone.
+
+    ``has_controls=False`` lets a caller that already scanned for control characters skip that.
+    """
+    text = raw.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.isascii():
+        if _MOJIBAKE_HINT.search(text):
+            text = ftfy.fix_text(text, normalization="NFC", unescape_html=False)
+        text = text.replace("\u00b6", "").replace("\u00a0", " ")
+    if has_controls:
+        text = _CONTROL.sub("", text)
+    if "](" in text:
+        text = _MARKDOWN_LINK.sub(r"\1", text)
+    if "&" in text:
+        text = html.unescape(text)
+    if "<" in text:
+        text = _HTML_TAG.sub("", text)
+    text = "\n" + "\n".join(line.rstrip() for line in text.split("\n")) + "\n"
+    if " OF 0" in text:
+        text = _SECTION_MARKER.sub("\n", text)
+    if "PAGE " in text:
+        text = _PAGE_MARKER.sub("\n", text)
+        text = _PAGE_CLASSIFICATION.sub("\n", text)
+    return text[1:-1]
+
+
+def collapse_spaced(word: str) -> str:
+    """Undo letter-spacing: ``C O N F I D E N T I A L`` → ``CONFIDENTIAL``."""
+    return re.sub(r"(?<=\b\w) (?=\w\b)", "", word)
+
+
+def join_lines(lines: list[str]) -> str:
+    """Join wrapped lines into one line of single-spaced text."""
+    return " ".join(" ".join(lines).split())
