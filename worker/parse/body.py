@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .text import join_lines
+from .text import flatten
 
 _NUMBERED = re.compile(r"^\s*(\d{1,3})\s?\.(?:\s+|$)(?:\(([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3})\)\s*)?")
 _MARKED = re.compile(r"^\s*\(([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3})\)\s+")
@@ -53,67 +53,61 @@ _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*\d{1,3} ?\.(?:[ \t]|$))")
 _GLUED_SIPDIS = re.compile(r"\nSIPDIS[ \t]+")
 
 
-def _chunks(text: str) -> list[list[str]]:
-    """Blank-line separated blocks of lines, cut again where a numbered paragraph starts."""
+def _blocks(text: str) -> list[str]:
+    """Blank-line separated blocks, cut again where a numbered paragraph starts."""
     text = "\n" + text + "\n"
     if "SIPDIS" in text:
         text = _GLUED_SIPDIS.sub("\n", text)
     text = _DROP_LINES.sub("\n", text)
-    chunks = []
-    for block in _BLOCK_BREAK.split(text):
-        lines = [line for line in block.split("\n") if line.strip()]
-        if lines:
-            chunks.append(lines)
-    return chunks
+    return [block.strip() for block in _BLOCK_BREAK.split(text) if not block.isspace() and block]
 
 
-def _is_heading(chunk: list[str]) -> bool:
-    text = " ".join(chunk).strip()
+def _is_heading(block: str) -> bool:
     return (
-        len(chunk) <= 2
-        and len(text) <= 90
-        and not text.endswith((".", ",", ";", ":"))
-        and not _NUMBERED.match(text)
-        and not _MARKED.match(text)
+        block.count("\n") <= 1
+        and len(block) <= 90
+        and not block.endswith((".", ",", ";", ":", ")"))
+        and not block.startswith(("-", "*", "o ", "("))
+        and not _NUMBERED.match(block)
+        and not _MARKED.match(block)
     )
 
 
-def _take_signature(chunks: list[list[str]]) -> str | None:
-    if not chunks:
+def _take_signature(blocks: list[str]) -> str | None:
+    """Remove and return a name on the last line (``ORDWAY``), if the body ends with one."""
+    if not blocks:
         return None
-    last = chunks[-1]
-    candidate = last[-1].strip()
+    rest, _, candidate = blocks[-1].rpartition("\n")
+    candidate = candidate.strip()
     if (
-        not _SIGNATURE.match(candidate)
+        len(candidate) > 40
+        or not _SIGNATURE.match(candidate)
         or candidate.upper() in _NOT_SIGNATURE
-        or len(candidate) > 40
-        or (len(last) == 1 and len(chunks) == 1)
+        or (not rest and len(blocks) == 1)
     ):
         return None
-    last.pop()
-    if not last:
-        chunks.pop()
+    if rest.strip():
+        blocks[-1] = rest.strip()
+    else:
+        blocks.pop()
     return candidate
 
 
 def _summary(paragraphs: list[dict[str, Any]]) -> str | None:
+    """The text from ``Summary:`` to ``End summary``, over up to six paragraphs."""
     for index, para in enumerate(paragraphs[:8]):
         heading_is_summary = (para.get("heading") or "").strip(" :.-").upper() == "SUMMARY"
         start = _SUMMARY_START.match(para["text"])
         if not (start or heading_is_summary):
             continue
-        texts = [para["text"][start.end() :] if start else para["text"]]
-        for later in paragraphs[index + 1 : index + 6]:
-            if _SUMMARY_END.search(texts[-1]):
-                break
-            if not _SUMMARY_END.search(later["text"]):
-                continue
-            texts.append(later["text"])
+        window = paragraphs[index : index + 6]
+        last = next((k for k, p in enumerate(window) if _SUMMARY_END.search(p["text"])), 0)
+        texts = [p["text"] for p in window[: last + 1]]
+        if start:
+            texts[0] = texts[0][start.end() :]
         joined = "\n\n".join(texts)
         if end := _SUMMARY_END.search(joined):
             joined = joined[: end.start()]
-        elif len(texts) > 1:
-            joined = texts[0]
         return joined.strip() or None
     return None
 
@@ -121,32 +115,34 @@ def _summary(paragraphs: list[dict[str, Any]]) -> str | None:
 def parse_body(text: str) -> Body:
     """Split the body into paragraphs; find the summary and the signature."""
     body = Body()
-    chunks = _chunks(text)
-    body.signature = _take_signature(chunks)
+    blocks = _blocks(text)
+    body.signature = _take_signature(blocks)
     heading: str | None = None
-    for chunk in chunks:
-        first = chunk[0]
-        numbered = _NUMBERED.match(first)
-        marked = None if numbered else _MARKED.match(first)
-        if numbered or marked or not body.paragraphs:
-            if not (numbered or marked) and _is_heading(chunk):
-                heading = join_lines(chunk)
-                continue
+    for block in blocks:
+        numbered = _NUMBERED.match(block)
+        marked = None if numbered else _MARKED.match(block)
+        if not (numbered or marked) and _is_heading(block):
+            heading = flatten(block)
+        elif numbered or marked or not body.paragraphs:
             match = numbered or marked
-            text = join_lines([first[match.end() :] if match else first, *chunk[1:]])
             body.paragraphs.append(
                 {
                     "number": int(numbered[1]) if numbered else None,
                     "classification": (numbered[2] if numbered else marked[1] if marked else None),
                     "heading": heading,
-                    "text": text,
+                    "text": flatten(block[match.end() :] if match else block),
                 }
             )
             heading = None
-        elif _is_heading(chunk):
-            heading = join_lines(chunk)
         else:
-            body.paragraphs[-1]["text"] += "\n\n" + join_lines(chunk)
+            body.paragraphs[-1]["text"] += "\n\n" + flatten(block)
+    if heading is not None:  # a short last line is text, not the heading of nothing
+        if body.paragraphs:
+            body.paragraphs[-1]["text"] += "\n\n" + heading
+        else:
+            body.paragraphs.append(
+                {"number": None, "classification": None, "heading": None, "text": heading}
+            )
     body.summary = _summary(body.paragraphs)
     _check_numbering(body)
     return body

@@ -31,6 +31,7 @@ _WEEKDAY_DATE = re.compile(
     r"^\s*(?:MON|TUES|WEDNES|THURS|FRI|SATUR|SUN)DAY,? (\d{1,2}) ([A-Z]+),? (\d{4}),? (\d{1,2}):(\d{2})",
     re.I,
 )
+_CONTROL_BYTES = bytes([*range(0x09), 0x0B, *range(0x0E, 0x20)])
 _ODD = re.compile("[\x00-\x08\x0b\x0e-\x1f\ufffd]")
 _MONTHS = (
     "JANUARY",
@@ -56,7 +57,11 @@ def _check_text(text: str) -> bool:
         raise ParseError(
             f"input of {len(text):,} characters is larger than any cable (limit {MAX_CHARS:,})"
         )
-    odd = len(_ODD.findall(text))
+    if text.isascii():  # the common case: count control bytes at C speed
+        data = text.encode("ascii")
+        odd = len(data) - len(data.translate(None, _CONTROL_BYTES))
+    else:
+        odd = len(_ODD.findall(text))
     if odd > max(8, len(text) // 50):
         raise ParseError(
             f"binary data, not text: {odd:,} control or undecodable characters in {len(text):,}"
@@ -141,7 +146,17 @@ def _locate(lines: list[str], warn: _Warnings) -> tuple[Header, ClassLine | None
             f"header names ({header.fm}): identity and classification taken from the header",
         )
         cls = ClassLine(security, None, None, None, []) if security else None
-    return header, cls, (located[0] + 1) if located else len(lines)
+    return header, cls, (located[0] + 1) if located else _header_end(lines, routing_start)
+
+
+def _header_end(lines: list[str], start: int) -> int:
+    """Without a classification line the preamble begins at the blank line after FM/TO/INFO."""
+    seen_fm = False
+    for index in range(start, min(len(lines), start + _SCAN_LINES)):
+        seen_fm = seen_fm or lines[index].startswith("FM ")
+        if seen_fm and not lines[index].strip():
+            return index
+    return len(lines)
 
 
 def _security_level(header: Header) -> str | None:
@@ -211,6 +226,8 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
         warn.add(code, message)
     if not body.paragraphs:
         warn.add("empty_body", "no body text after the header")
+    if raw.rstrip().endswith(("...", "\u2026")):
+        warn.add("truncated", "the text ends with an ellipsis: the copy looks cut short")
 
     declassification = pre.fields.get("eo")
     declass_date = fields.declassify_on(declassification) if declassification else None

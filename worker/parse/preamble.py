@@ -30,7 +30,7 @@ _INLINE_LABEL = re.compile(
     r"\s(?=(?:TAGS|Tags)\s*:|(?:SUBJECT|Subject)\s*:|(?:CLASSIFIED BY|Classified [Bb]y)\s*:|REF\s*:)"
 )
 _REF_ITEM = re.compile(r"^\s*(?:\(?[A-Z]\)|[A-Z][.):])\s")
-PARAGRAPH_START = re.compile(r"^\s*(?:\d{1,3}\s?\.\s|\([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3}\)\s)")
+PARAGRAPH_START = re.compile(r"^\s*(?:\d{1,3}\s?\.\s|\([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3}\)\s+\w)")
 
 
 @dataclass
@@ -40,6 +40,20 @@ class Preamble:
     fields: dict[str, str] = field(default_factory=dict)
     caveats: list[str] = field(default_factory=list)
     body_start: int = 0
+
+
+_RULE = re.compile(r"^\s*[-=_*]{3,}")
+_REASON_CONTINUATION = re.compile(r"^\s*(?:and\b|&|,|\(?[A-H]\)?\s*(?:,|and\b|&|\.|\)|$))", re.I)
+_REASONS_GIVEN = re.compile(r"\b1\s?\.\s?[45]\b.*[).]\s*$", re.I)
+
+
+def _field_complete(name: str, lines: list[str]) -> bool:
+    """A Classified By line that already states its reasons takes no continuation."""
+    return (
+        name == "classified_by"
+        and bool(_REASONS_GIVEN.search(lines[-1]))
+        and not (lines[-1].rstrip().endswith((",", "(", "AND", "and", "&")))
+    )
 
 
 def _label_of(line: str) -> tuple[str, str] | None:
@@ -56,51 +70,81 @@ def split_glued(line: str) -> list[str]:
     return _INLINE_LABEL.split(line)
 
 
+class _Collector:
+    """Line-by-line state of the preamble: which field is open, and what it has gathered."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[str]] = {}
+        self.caveats: list[str] = []
+        self.current: str | None = None
+        self.blank_before = False
+        self.seen_label = False
+        self.unlabelled = 0
+
+    def blank(self) -> None:
+        self.blank_before = True
+        if self.current != "ref":
+            self.current = None
+
+    def labelled(self, line: str) -> bool:
+        pieces = split_glued(line)
+        found = [_label_of(p) for p in pieces]
+        if found[0] is None:
+            return False
+        for label, piece in zip(found, pieces, strict=True):
+            name, value = label or (self.current or "subject", piece)
+            if name in self.parts and name != "ref":
+                name = f"_{name}"  # a second SUBJECT/TAGS is body text, kept out of the field
+            self.parts.setdefault(name, []).append(value)
+            self.current = name
+        self.seen_label = True
+        self.blank_before = False
+        return True
+
+    def continues(self, line: str) -> bool | None:
+        """True: the line belongs to the open field; False: the body starts; None: undecided."""
+        current = self.current
+        if current == "ref" and self.blank_before and not _REF_ITEM.match(line):
+            current = self.current = None
+        if current == "classified_by" and _REASON_CONTINUATION.match(line):
+            return True  # ``reasons 1.4 (B)`` / ``and (D).``
+        if PARAGRAPH_START.match(line) and not (current == "ref" and _REF_ITEM.match(line)):
+            return False  # the first numbered or marked paragraph ends the preamble
+        if _RULE.match(line):
+            return False  # a ruled heading: the body has begun
+        if current is not None and not _field_complete(current, self.parts[current]):
+            return True
+        return None
+
+    def other(self, line: str) -> bool:
+        """A line that is no field: passing instructions before the labels, else the body."""
+        if self.seen_label or PARAGRAPH_START.match(line) or self.unlabelled >= 12:
+            return False
+        self.unlabelled += 1  # passing instructions ("DEPT FOR ...") before the labels
+        return True
+
+
 def parse_preamble(lines: list[str], start: int) -> Preamble:
     """Collect the labelled fields from ``lines[start:]`` until the body begins."""
-    pre = Preamble(body_start=len(lines))
-    parts: dict[str, list[str]] = {}
-    current: str | None = None
-    blank_before = False
-    seen_label = False
-    unlabelled = 0
+    state = _Collector()
     index = start
-    while index < len(lines):
+    for index in range(start, len(lines)):
         line = lines[index]
         if not line.strip():
-            blank_before = True
-            if current != "ref":
-                current = None
-            index += 1
+            state.blank()
             continue
-        pieces = split_glued(line)
-        labelled = [_label_of(p) for p in pieces]
-        if labelled[0] is not None:
-            for found, piece in zip(labelled, pieces, strict=True):
-                name, value = found or (current or "subject", piece)
-                if name in parts and name != "ref":
-                    name = f"_{name}"  # a second SUBJECT/TAGS is body text, kept out of the field
-                parts.setdefault(name, []).append(value)
-                current = name
-            seen_label = True
-            blank_before = False
-            index += 1
+        if state.labelled(line):
             continue
         if (found_caveats := caveats_in(line)) is not None:
-            pre.caveats.extend(found_caveats)
-            index += 1
+            state.caveats.extend(found_caveats)
             continue
-        if current == "ref" and blank_before and not _REF_ITEM.match(line):
-            current = None
-        if current is not None and not (current == "subject" and PARAGRAPH_START.match(line)):
-            parts[current].append(line)
-            blank_before = False
-            index += 1
-            continue
-        if seen_label or PARAGRAPH_START.match(line) or unlabelled >= 12:
+        verdict = state.continues(line)
+        if verdict is True and state.current is not None:
+            state.parts[state.current].append(line)
+            state.blank_before = False
+        elif verdict is False or not state.other(line):
             break
-        unlabelled += 1  # passing instructions ("DEPT FOR ...") before the labels
-        index += 1
-    pre.body_start = index
-    pre.fields = {k: join_lines(v) for k, v in parts.items() if not k.startswith("_")}
-    return pre
+    else:
+        index = len(lines)
+    fields = {k: join_lines(v) for k, v in state.parts.items() if not k.startswith("_")}
+    return Preamble(fields=fields, caveats=state.caveats, body_start=index)
