@@ -154,6 +154,8 @@ def parse_header(lines: list[str]) -> Header:
         line = " ".join(raw.split())
         if not line:
             current = None
+        elif current is not None and not _ADDRESS_START.match(line) and not DTG.match(line):
+            current.append(parse_recipient(line))  # most header lines: one more addressee
         elif _routing_line(line, routing):
             seen_routing = True
         elif header.date is None and (dtg := DTG.match(line)) is not None and dtg[1]:
@@ -165,8 +167,6 @@ def parse_header(lines: list[str]) -> Header:
             current = None
         elif _ADDRESS_START.match(line):
             current = _address_line(line, header)
-        elif current is not None:
-            current.append(parse_recipient(line))
         elif (m := _PROSIGNS.match(line)) and routing["prosigns"] is None and header.fm is None:
             routing["prosigns"] = m[1]
             routing["routing_indicators"] = m[2].split() if m[2] else []

@@ -19,13 +19,17 @@ from dataclasses import dataclass, field
 from .classification import caveats_in
 from .text import join_lines
 
-_FIELDS = {
-    "eo": re.compile(r"^\s*E\s?\.?\s?O\s?\.?\s?(?:12958|13526|12356|12065|11652)\b[\s:;,.]*", re.I),
-    "tags": re.compile(r"^\s*TAGS?\b\s*:?\s*", re.I),
-    "subject": re.compile(r"^\s*SUBJ(?:ECT)?\b\s*[:.]?\s*", re.I),
-    "ref": re.compile(r"^\s*(?:REFS?|REFTELS?|REFERENCES?)\b\s*[:.]?\s*(?=\S)", re.I),
-    "classified_by": re.compile(r"^\s*(?:\([A-Z]{1,3}\)\s*)?CLASSIFIED\s+BY\b\s*:?\s*", re.I),
-}
+# One alternation, one match per line; the named group says which field a label opens.
+_LABEL = re.compile(
+    r"^\s*(?:"
+    r"(?P<eo>E\s?\.?\s?O\s?\.?\s?(?:12958|13526|12356|12065|11652)\b[\s:;,.]*)"
+    r"|(?P<tags>TAGS?\b\s*:?\s*)"
+    r"|(?P<subject>SUBJ(?:ECT)?\b\s*[:.]?\s*)"
+    r"|(?P<ref>(?:REFS?|REFTELS?|REFERENCES?)\b\s*[:.]?\s*(?=\S))"
+    r"|(?P<classified_by>(?:\([A-Z]{1,3}\)\s*)?CLASSIFIED\s+BY\b\s*:?\s*)"
+    r")",
+    re.I,
+)
 _INLINE_LABEL = re.compile(
     r"\s(?=(?:TAGS|Tags)\s*:|(?:SUBJECT|Subject)\s*:|(?:CLASSIFIED BY|Classified [Bb]y)\s*:|REF\s*:)"
 )
@@ -57,17 +61,14 @@ def _field_complete(name: str, lines: list[str]) -> bool:
 
 
 def _label_of(line: str) -> tuple[str, str] | None:
-    for name, pattern in _FIELDS.items():
-        if match := pattern.match(line):
-            return name, line[match.end() :]
-    return None
+    if (match := _LABEL.match(line)) is None or match.lastgroup is None:
+        return None
+    return match.lastgroup, line[match.end() :]
 
 
 def split_glued(line: str) -> list[str]:
     """Cut a line that carries several labelled fields into one line per field."""
-    if _label_of(line) is None:
-        return [line]
-    return _INLINE_LABEL.split(line)
+    return _INLINE_LABEL.split(line) if _LABEL.match(line) else [line]
 
 
 class _Collector:
