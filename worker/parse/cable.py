@@ -314,10 +314,14 @@ _YEAR = re.compile(r"\b(19[6-9]\d|20[0-2]\d)\b")
 
 def _infer_year(declass_date: str | None, lines: list[str]) -> int | None:
     """Declassification is usually set ten years on; else the year the text names most."""
+    mentioned = Counter(int(y) for y in _YEAR.findall("\n".join(lines[:400])))
     if declass_date is not None and 1970 <= int(declass_date[:4]) - 10 <= 2030:
-        return int(declass_date[:4]) - 10
-    years = Counter(_YEAR.findall("\n".join(lines[:400])))
-    return int(years.most_common(1)[0][0]) if years else None
+        guess = int(declass_date[:4]) - 10
+        # a 25-year declassification: the text never reaches the ten-year guess
+        if mentioned and guess > max(mentioned) + 1:
+            return max(mentioned)
+        return guess
+    return mentioned.most_common(1)[0][0] if mentioned else None
 
 
 def _caveats(cls: ClassLine | None, found: list[str]) -> list[str]:
