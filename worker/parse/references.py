@@ -46,6 +46,7 @@ _NOT_STATIONS = frozenset(
         "REPORT",
     }
 )
+_PREVIOUS = re.compile(r"^PREVIOUS\s+|\s+(?:AND\s+)?PREVIOUS$")
 _STATION_ALIASES = {
     "SECSTATE": "STATE",
     "SECSTATEWASHDC": "STATE",
@@ -79,6 +80,7 @@ def _split_items(value: str) -> list[tuple[str | None, str]]:
 def resolve(raw: str, own_year: int | None) -> str | None:
     """Canonical reference id of a cable named by ``raw``, or None."""
     text = re.sub(r"^(?:\(?[A-Z]\)|[A-Z]\.)\s+", "", " ".join(raw.upper().split()))
+    text = _PREVIOUS.sub("", text).strip()  # ``PARIS 7682 AND PREVIOUS``
     match = _CABLE.match(text)
     if match is None:
         return None
@@ -104,7 +106,7 @@ def parse_references(text: str, own_year: int | None) -> list[dict[str, Any]]:
     for label, item in _split_items(value):
         raw = item.strip(" .;,")
         if label:  # ``A. A) BRASILIA 236``: the label repeated inside the item
-            raw = re.sub(rf"^(?:\({label}\)|{label}[.)])\s*", "", raw)
+            raw = re.sub(rf"^(?:\({label}\)|{label}[.):])\s*", "", raw)
         if not raw:
             continue
         ref: dict[str, Any] = {"label": label, "raw": raw}
