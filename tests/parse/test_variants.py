@@ -238,3 +238,22 @@ def test_not_a_cable_raises_parse_error(text: str) -> None:
     with pytest.raises(ParseError) as info:
         parse_cable(text)
     assert str(info.value)
+
+
+def test_cable_inside_a_web_page() -> None:
+    """A publisher's HTML page: the cable is taken from its <pre> blocks, links unwrapped."""
+    header, _, body = cable().partition("C O N F I D E N T I A L")
+    page = (
+        "<!DOCTYPE html><html><head><title>Cable</title><style>pre {color: red}</style>"
+        "<script>var x = '<pre>not this</pre>';</script></head><body><div>Navigation</div>"
+        f"<pre>{header}</pre><pre>C O N F I D E N T I A L{body}".replace(
+            "TAGS: PHUM PREF KZ",
+            "TAGS: <a href='/tag/PHUM_0.html'>PHUM</a> <a href='/tag/PREF_0.html'>PREF</a> KZ",
+        ).replace("A TEST SUBJECT", "A TEST &amp; SUBJECT")
+        + "</pre><div>Footer</div></body></html>"
+    )
+    record = parsed(page)
+    assert record["reference_id"] == "06ALMATY598"
+    assert record["subject"] == "KAZAKHSTAN: A TEST & SUBJECT"
+    assert [t["code"] for t in record["tags"]] == ["PHUM", "PREF", "KZ"]
+    assert record["signature"] == "ORDWAY"

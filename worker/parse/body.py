@@ -125,8 +125,9 @@ def parse_body(text: str) -> Body:
     body.signature = _take_signature(blocks)
     heading: str | None = None
     for block in blocks:
-        numbered = _NUMBERED.match(block)
-        marked = None if numbered else _MARKED.match(block)
+        first = block[0]  # blocks are stripped and non-empty: test the cheap thing first
+        numbered = _NUMBERED.match(block) if first.isdigit() else None
+        marked = _MARKED.match(block) if first == "(" else None
         if not (numbered or marked) and _is_heading(block):
             heading = flatten(block)
         elif numbered or marked or not body.paragraphs:

@@ -18,6 +18,12 @@ _MARKDOWN_LINK = re.compile(r"\[([^\[\]\n]{1,120})\]\((?:#|[^()\s]{0,300})\)")
 _HTML_TAG = re.compile(
     r"</?(?:a|b|i|u|p|br|pre|div|span|code|strong|em|font)\b[^<>\n]{0,300}>", re.I
 )
+# A whole web page (a publisher's HTML copy) rather than a stray tag or two.
+_HTML_PAGE = re.compile(r"<(?:html|body|pre|table|div|!DOCTYPE)\b", re.I)
+_SCRIPT_STYLE = re.compile(r"<(script|style)\b[^>]{0,500}>.*?</\1\s*>", re.I | re.S)
+_PRE = re.compile(r"<pre\b[^>]{0,500}>(.*?)</pre\s*>", re.I | re.S)
+_BREAK_TAG = re.compile(r"<(?:br|/p|/div|/tr|/h[1-6]|/li)\b[^>]{0,500}>", re.I)
+_ANY_TAG = re.compile(r"<[^<>]{0,2000}>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # UTF-8 read as cp1252/latin-1 leaves these lead characters: cheap substring tests first.
 _MOJIBAKE_MARKS = ("\u00c3", "\u00c2", "\u00e2\u20ac", "\u00e2\u0080")
@@ -56,10 +62,10 @@ def normalize(raw: str, *, has_controls: bool = True) -> str:
         text = _CONTROL.sub("", text)
     if "](" in text:
         text = _MARKDOWN_LINK.sub(r"\1", text)
+    if "<" in text:
+        text = _from_html(text) if _HTML_PAGE.search(text) else _HTML_TAG.sub("", text)
     if "&" in text:
         text = html.unescape(text)
-    if "<" in text:
-        text = _HTML_TAG.sub("", text)
     text = "\n" + text + "\n"  # trailing blanks stay: every reader below tolerates them
     if " OF 0" in text:
         text = _SECTION_MARKER.sub("\n", text)
@@ -69,9 +75,12 @@ def normalize(raw: str, *, has_controls: bool = True) -> str:
     return text[1:-1]
 
 
-def collapse_spaced(word: str) -> str:
-    """Undo letter-spacing: ``C O N F I D E N T I A L`` → ``CONFIDENTIAL``."""
-    return re.sub(r"(?<=\b\w) (?=\w\b)", "", word)
+def _from_html(page: str) -> str:
+    """The cable inside a web page: its ``<pre>`` blocks if it has any, else the page's text."""
+    page = _SCRIPT_STYLE.sub("", page)
+    blocks = _PRE.findall(page)
+    page = "\n\n".join(blocks) if blocks else _BREAK_TAG.sub("\n", page)
+    return _ANY_TAG.sub("", page)
 
 
 def flatten(text: str) -> str:
