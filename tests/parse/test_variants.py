@@ -257,3 +257,42 @@ def test_cable_inside_a_web_page() -> None:
     assert record["subject"] == "KAZAKHSTAN: A TEST & SUBJECT"
     assert [t["code"] for t in record["tags"]] == ["PHUM", "PREF", "KZ"]
     assert record["signature"] == "ORDWAY"
+
+
+def test_sections_copied_end_to_end() -> None:
+    """Section 2's repeated header, classification line and trailers leave no trace."""
+    section_two = (
+        "BT\n#0598\nNNNN\n\n"
+        + HEADER.replace("#0598/01", "#0598/02")
+        + "C O N F I D E N T I A L SECTION 02 OF 02 ALMATY 000598\n\n"
+        + "3. (C) Third paragraph.\n\nORDWAY\nBT\n#0598\nNNNN\n"
+    )
+    text = cable(
+        "C O N F I D E N T I A L SECTION 01 OF 02 ALMATY 000598",
+        body=BODY.replace("ORDWAY\n", section_two),
+    )
+    record = parsed(text)
+    assert [p["number"] for p in record["paragraphs"]] == [1, 2, 3]
+    assert record["paragraphs"][1]["text"] == "Second paragraph."
+    assert record["signature"] == "ORDWAY"
+    assert "paragraph_numbering" not in warning_codes(record)
+
+
+def test_old_telegram_with_page_header() -> None:
+    """A 1970s copy: PAGE/ACTION/INFO lines above the DTG, LIMITED OFFICIAL USE, BT."""
+    text = (
+        "PAGE 01 TEHRAN 01164 250930Z\nACTION NEA-11\n\nINFO OCT-01 ISO-00 SS-14\n"
+        "------------------ 123456\nR 250930Z FEB 72\nFM AMEMBASSY TEHRAN\n"
+        "TO SECSTATE WASHDC 7561\nINFO SECDEF\nBT\nLIMITED OFFICIAL USE TEHRAN 1164\n\n"
+        "E.O. 11652: GDS\nTAGS: MASS MARR IR\nSUBJECT: ACCELERATION OF F-4ES FOR IRAN\n\n"
+        "1. ON FEB 24 CHARGE WAS CONVOKED.\n\nHECK\n"
+    )
+    record = parsed(text)
+    assert record["reference_id"] == "72TEHRAN1164"
+    assert record["date"] == "1972-02-25T09:30:00Z"
+    assert record["precedence"] == "ROUTINE"
+    assert record["classification"] == "UNCLASSIFIED//FOR OFFICIAL USE ONLY"
+    assert record["to"] == [
+        {"routing_code": None, "name": "SECSTATE WASHDC", "precedence": None, "serial": "7561"}
+    ]
+    assert record["signature"] == "HECK"

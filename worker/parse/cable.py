@@ -22,6 +22,7 @@ from .header import DTG, Header, dtg_to_iso, full_year, parse_header
 from .origins import origin_from_fm, origin_from_station
 from .preamble import parse_preamble
 from .references import parse_references
+from .sections import join_sections
 from .tags import parse_tags
 from .text import normalize
 
@@ -218,7 +219,7 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
     warn = _Warnings()
     header, cls, preamble_start = _locate(lines, warn)
     pre = parse_preamble(lines, preamble_start)
-    body = parse_body("\n".join(lines[pre.body_start :]))
+    body = parse_body(join_sections("\n".join(lines[pre.body_start :])))
     for code, message in body.problems:
         warn.add(code, message)
     if not body.paragraphs:
