@@ -296,3 +296,29 @@ def test_old_telegram_with_page_header() -> None:
         {"routing_code": None, "name": "SECSTATE WASHDC", "precedence": None, "serial": "7561"}
     ]
     assert record["signature"] == "HECK"
+
+
+def test_database_printout_cover_sheet() -> None:
+    """A post's DB printout without routing header: origin, year and subject from its cover."""
+    text = (
+        "Diana T Fritz  03/21/2007 05:47:09 PM  From  DB/Inbox:  Search Results\n\n"
+        "Cable\nText:\n\nCONFIDENTIAL\n\nSIPDIS\n"
+        "TELEGRAM                                            June 03, 2003\n\n"
+        "To:       No Action Addressee\nAction:   Unknown\n"
+        "From:     AMEMBASSY ABU DHABI (ABU DHABI 2641 - UNKNOWN)\n"
+        "TAGS:     PREL, EPET, EAID, PGOV\nCaptions: None\n"
+        "Subject:  UAE TO SUPPORT JORDAN OIL NEEDS FOR THREE MORE MONTHS,\n"
+        "          PROVIDED $40 MILLION TO RABAT AFTER TERROR ATTACKS\nRef:      None\n"
+        "_______________________________________________\n"
+        "C O N F I D E N T I A L        ABU DHABI 02641\n\nSIPDIS\nCXABU:\n"
+        "    ACTION: POL\n    INFO:   AMB DCM\n\n1. (C) The UAE will support Jordan.\n"
+    )
+    record = parsed(text)
+    assert record["reference_id"] == "03ABUDHABI2641"
+    assert record["origin"] == "Embassy Abu Dhabi"
+    assert record["classification"] == "CONFIDENTIAL"
+    assert record["subject"] == ("UAE TO SUPPORT JORDAN OIL NEEDS FOR THREE MORE MONTHS, "
+                                 "PROVIDED $40 MILLION TO RABAT AFTER TERROR ATTACKS")
+    assert [t["code"] for t in record["tags"]] == ["PREL", "EPET", "EAID", "PGOV"]
+    assert record["date"] is None
+    assert "cover_sheet" in warning_codes(record)

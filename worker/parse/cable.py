@@ -18,6 +18,7 @@ from .classification import (
     normalise_caveat,
     published,
 )
+from .cover import Cover, parse_cover
 from .header import DTG, Header, dtg_to_iso, full_year, parse_header
 from .origins import origin_from_fm, origin_from_station
 from .preamble import parse_preamble
@@ -112,12 +113,20 @@ class _Warnings(list[dict[str, str]]):
         self.append({"code": code, "message": message})
 
 
-def _locate(lines: list[str], warn: _Warnings) -> tuple[Header, ClassLine | None, int]:
-    """Routing header, classification line, and the index where the preamble starts."""
+def _locate(lines: list[str], warn: _Warnings) -> tuple[Header, ClassLine | None, int, Cover]:
+    """Routing header, classification line, where the preamble starts, and any cover sheet."""
     routing_start = _routing_start(lines)
     located = _find_class_line(lines, routing_start)
     end = located[0] if located else _SCAN_LINES
     header = parse_header(lines[routing_start:end])
+    cover = Cover()
+    if header.routing is None and header.fm is None:
+        cover = parse_cover(lines)
+        header.fm = cover.fm
+        if cover.fm:
+            warn.add("cover_sheet", "no routing header: origin taken from the copy's cover sheet")
+        else:
+            warn.add("partial_extract", "no routing header: only the body of the cable survived")
     if located is None and header.fm is None:
         raise ParseError(
             "not a cable: no classification line (e.g. 'C O N F I D E N T I A L "
@@ -125,8 +134,6 @@ def _locate(lines: list[str], warn: _Warnings) -> tuple[Header, ClassLine | None
         )
     for code, message in header.problems:
         warn.add(code, message)
-    if header.routing is None and header.fm is None:
-        warn.add("partial_extract", "no routing header: only the body of the cable survived")
     cls = located[1] if located else None
     security = _security_level(header)
     if cls is None:
@@ -144,7 +151,8 @@ def _locate(lines: list[str], warn: _Warnings) -> tuple[Header, ClassLine | None
             f"header names ({header.fm}): identity and classification taken from the header",
         )
         cls = ClassLine(security, None, None, None, []) if security else None
-    return header, cls, (located[0] + 1) if located else _header_end(lines, routing_start)
+    start = (located[0] + 1) if located else _header_end(lines, routing_start)
+    return header, cls, start, cover
 
 
 def _header_end(lines: list[str], start: int) -> int:
@@ -217,7 +225,8 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
     has_controls = _check_text(raw)
     lines = normalize(raw, has_controls=has_controls).split("\n")
     warn = _Warnings()
-    header, cls, preamble_start = _locate(lines, warn)
+    header, cls, preamble_start, cover = _locate(lines, warn)
+    header.year = header.year or cover.year
     pre = parse_preamble(lines, preamble_start)
     body = parse_body(join_sections("\n".join(lines[pre.body_start :])))
     for code, message in body.problems:
@@ -230,9 +239,12 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
     declassification = pre.fields.get("eo")
     declass_date = fields.declassify_on(declassification) if declassification else None
     date, year = _date_and_year(header, lines, declass_date, warn)
-    reference_id, station = _reference_id(cls, header, year)
+    reference_id, station = _reference_id(cls, header, year, cover.serial)
     caveats = _caveats(cls, pre.caveats)
-    tags, subject = _tags_and_subject(pre.fields, warn)
+    covered = {"tags": cover.tags, "subject": cover.subject}
+    tags, subject = _tags_and_subject(
+        {**{k: v for k, v in covered.items() if v}, **pre.fields}, warn
+    )
     classified = pre.fields.get("classified_by")
 
     record: dict[str, Any] = {
@@ -274,7 +286,7 @@ def _fm_station(fm: str) -> str:
 
 
 def _reference_id(
-    cls: ClassLine | None, header: Header, year: int | None
+    cls: ClassLine | None, header: Header, year: int | None, cover_serial: int | None
 ) -> tuple[str, str | None]:
     station = cls.station if cls else None
     serial = cls.serial if cls else None
@@ -282,7 +294,7 @@ def _reference_id(
     if header.fm and (station is None or set(station) <= {"X", " "}):
         station = _fm_station(header.fm)  # no class line, or its station redacted
     if serial is None:
-        serial = de_serial
+        serial = de_serial or cover_serial
     if station is None or not serial:
         raise ParseError(
             "not a cable: no station and serial number to identify it "
