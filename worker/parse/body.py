@@ -48,18 +48,16 @@ class Body:
 
 # Rules (``-----``) and caveat-only lines are not text; ``SIPDIS`` glued to a line start neither.
 _DROP_LINES = re.compile(
-    r"\n[ \t]*(?:[-=_*]{3,}|(?:(?:SIPDIS|NOFORN|SENSITIVE|EXDIS|NODIS|LIMDIS)[ \t,.;]*)+)[ \t]*(?=\n)"
+    r"\n[ \t]*(?:"
+    r"(?:[-=_*]{3,}|(?:(?:SIPDIS|NOFORN|SENSITIVE|EXDIS|NODIS|LIMDIS)[ \t,.;]*)+)[ \t]*(?=\n)"
+    r"|SIPDIS[ \t]+(?=\S))"
 )
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*\d{1,3} ?\.(?:[ \t]|$))")
-_GLUED_SIPDIS = re.compile(r"\nSIPDIS[ \t]+")
 
 
 def _blocks(text: str) -> list[str]:
     """Blank-line separated blocks, cut again where a numbered paragraph starts."""
-    text = "\n" + text + "\n"
-    if "SIPDIS" in text:
-        text = _GLUED_SIPDIS.sub("\n", text)
-    text = _DROP_LINES.sub("\n", text)
+    text = _DROP_LINES.sub("\n", "\n" + text + "\n")
     return [block.strip() for block in _BLOCK_BREAK.split(text) if not block.isspace() and block]
 
 

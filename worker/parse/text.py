@@ -53,11 +53,14 @@ def normalize(raw: str, *, has_controls: bool = True) -> str:
 
     ``has_controls=False`` lets a caller that already scanned for control characters skip that.
     """
-    text = raw.replace("\r\n", "\n").replace("\r", "\n")
+    text = raw.replace("\r\n", "\n").replace("\r", "\n") if "\r" in raw else raw
     if not text.isascii():
         if any(mark in text for mark in _MOJIBAKE_MARKS) and _MOJIBAKE_HINT.search(text):
             text = ftfy.fix_text(text, normalization="NFC", unescape_html=False)
-        text = text.replace("\u00b6", "").replace("\u00a0", " ")
+        if "\u00b6" in text:
+            text = text.replace("\u00b6", "")
+        if "\u00a0" in text:
+            text = text.replace("\u00a0", " ")
     if has_controls:
         text = _CONTROL.sub("", text)
     if "](" in text:
@@ -66,10 +69,14 @@ def normalize(raw: str, *, has_controls: bool = True) -> str:
         text = _from_html(text) if _HTML_PAGE.search(text) else _HTML_TAG.sub("", text)
     if "&" in text:
         text = html.unescape(text)
-    text = "\n" + text + "\n"  # trailing blanks stay: every reader below tolerates them
-    if " OF 0" in text:
+    # Trailing blanks stay: every reader below tolerates them.
+    has_section, has_page = " OF 0" in text, "PAGE " in text
+    if not (has_section or has_page):
+        return text
+    text = "\n" + text + "\n"
+    if has_section:
         text = _SECTION_MARKER.sub("\n", text)
-    if "PAGE " in text:
+    if has_page:
         text = _PAGE_MARKER.sub("\n", text)
         text = _PAGE_CLASSIFICATION.sub("\n", text)
     return text[1:-1]
