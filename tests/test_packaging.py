@@ -1,4 +1,4 @@
-"""The built wheel carries the JSON Schemas inside the package."""
+"""The built wheel carries the JSON Schemas inside the package, and finds them once installed."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_ships_schemas_and_console_script(tmp_path: Path) -> None:
-    """``pip wheel`` puts schemas under worker/schemas/ and declares ``cable-ingest``."""
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built once for the module."""
+    dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [
             sys.executable,
@@ -22,17 +26,59 @@ def test_wheel_ships_schemas_and_console_script(tmp_path: Path) -> None:
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
+            str(dist),
             str(ROOT),
         ],
         check=True,
         timeout=300,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("cable_ingest-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
+    (built,) = dist.glob("cable_ingest-*.whl")
+    return built
+
+
+def test_wheel_ships_schemas_and_console_script(wheel: Path) -> None:
+    """The schemas sit under worker/schemas/ and ``cable-ingest`` is declared."""
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
     for schema in ("cable", "envelope", "dead-letter"):
         assert f"worker/schemas/{schema}.schema.json" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "cable-ingest = worker.cli:main" in text
+    assert "cable-ingest = worker.cli:main" in archive.read(entry_points).decode()
+
+
+def test_installed_package_finds_its_schemas(wheel: Path, tmp_path: Path) -> None:
+    """Installed from the wheel (not the checkout), the package loads schemas from itself."""
+    site = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from worker.schemas import schema_path; from worker.validate import violations;"
+        "print(schema_path('cable')); print(len(violations('cable', {})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(site)],
+        cwd=tmp_path,
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    path, count = result.stdout.split()
+    assert Path(path).is_relative_to(site)
+    assert int(count) > 0
