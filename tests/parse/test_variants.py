@@ -317,8 +317,21 @@ def test_database_printout_cover_sheet() -> None:
     assert record["reference_id"] == "03ABUDHABI2641"
     assert record["origin"] == "Embassy Abu Dhabi"
     assert record["classification"] == "CONFIDENTIAL"
-    assert record["subject"] == ("UAE TO SUPPORT JORDAN OIL NEEDS FOR THREE MORE MONTHS, "
-                                 "PROVIDED $40 MILLION TO RABAT AFTER TERROR ATTACKS")
+    assert record["subject"] == (
+        "UAE TO SUPPORT JORDAN OIL NEEDS FOR THREE MORE MONTHS, "
+        "PROVIDED $40 MILLION TO RABAT AFTER TERROR ATTACKS"
+    )
     assert [t["code"] for t in record["tags"]] == ["PREL", "EPET", "EAID", "PGOV"]
     assert record["date"] is None
     assert "cover_sheet" in warning_codes(record)
+
+
+def test_paragraph_number_glued_to_marking() -> None:
+    """``1.(C) Summary: …`` is paragraph 1 marked C, and its summary is found."""
+    body = BODY.replace("1. (C) First paragraph.", "1.(C) Summary: All is well. End summary.")
+    record = parsed(cable(body=body))
+    assert [(p["number"], p["classification"]) for p in record["paragraphs"]] == [
+        (1, "C"),
+        (2, "C"),
+    ]
+    assert record["summary"] == "All is well."

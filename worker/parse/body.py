@@ -8,7 +8,9 @@ from typing import Any
 
 from .text import flatten
 
-_NUMBERED = re.compile(r"^\s*(\d{1,3})\s?\.(?:\s+|$)(?:\(([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3})\)\s*)?")
+_NUMBERED = re.compile(
+    r"^\s*(\d{1,3})\s?\.(?:\s+|$|(?=\([A-Z]))(?:\(([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3})\)\s*)?"
+)
 _MARKED = re.compile(r"^\s*\(([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3})\)\s+")
 _SIGNATURE = re.compile(r"^[A-Z][A-Za-z.'-]*(?: [A-Z][A-Za-z.'-]*){0,2}$")
 _NOT_SIGNATURE = frozenset(
@@ -52,7 +54,7 @@ _DROP_LINES = re.compile(
     r"(?:[-=_*]{3,}|(?:(?:SIPDIS|NOFORN|SENSITIVE|EXDIS|NODIS|LIMDIS)[ \t,.;]*)+)[ \t]*(?=\n)"
     r"|SIPDIS[ \t]+(?=\S))"
 )
-_BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*\d{1,3} ?\.(?:[ \t]|$))")
+_BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*\d{1,3} ?\.(?:[ \t]|$|\([A-Z]))")
 
 
 def _blocks(text: str) -> list[str]:

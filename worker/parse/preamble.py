@@ -34,7 +34,9 @@ _INLINE_LABEL = re.compile(
     r"\s(?=(?:TAGS|Tags)\s*:|(?:SUBJECT|Subject)\s*:|(?:CLASSIFIED BY|Classified [Bb]y)\s*:|REF\s*:)"
 )
 _REF_ITEM = re.compile(r"^\s*(?:\(?[A-Z]\)|[A-Z][.):])\s")
-PARAGRAPH_START = re.compile(r"^\s*(?:\d{1,3}\s?\.\s|\([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3}\)\s+\w)")
+PARAGRAPH_START = re.compile(
+    r"^\s*(?:\d{1,3}\s?\.(?:\s|\([A-Z])|\([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3}\)\s+\w)"
+)
 
 
 @dataclass
