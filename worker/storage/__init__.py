@@ -1,0 +1,22 @@
+"""SQL storage (SQLite or PostgreSQL through SQLAlchemy Core): cables, revisions, dead letters.
+
+Migrate once with :func:`upgrade`, then open stores on the same URL. Nothing connects until a
+store is first used, so stores may be built before worker processes fork.
+"""
+
+from __future__ import annotations
+
+from worker.storage.deadletters import DeadLetterStore
+from worker.storage.engine import redact_url
+from worker.storage.migrations import upgrade
+from worker.storage.store import BatchResult, CableOutcome, CableStore, content_hash
+
+__all__ = [
+    "BatchResult",
+    "CableOutcome",
+    "CableStore",
+    "DeadLetterStore",
+    "content_hash",
+    "redact_url",
+    "upgrade",
+]

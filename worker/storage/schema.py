@@ -1,0 +1,119 @@
+"""The storage tables as SQLAlchemy Core definitions, one set for SQLite and PostgreSQL.
+
+The migrations in ``worker/storage/migrations`` create these tables (plus the full-text
+search objects, which differ by backend and are not described here); the stores read and
+write through them. Timestamps are stored in UTC and always read back as aware datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+JSONDocument: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
+"""A JSON document: JSONB on PostgreSQL, JSON text on SQLite."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC (``timestamptz`` on PostgreSQL) and read back aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+cables = Table(
+    "cables",
+    metadata,
+    Column("reference_id", String, primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("date", UTCDateTime, nullable=True),
+    Column("classification", String, nullable=True),
+    Column("origin", String, nullable=True),
+    Column("subject", Text, nullable=True),
+    Column("tags", Text, nullable=False, server_default=""),
+    Column("revision", Integer, nullable=False),
+    Column("record", JSONDocument, nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+    CheckConstraint("reference_id <> ''", name="reference_id_not_empty"),
+    CheckConstraint("revision >= 1", name="revision_positive"),
+    Index(None, "date"),
+)
+
+cable_revisions = Table(
+    "cable_revisions",
+    metadata,
+    Column(
+        "reference_id",
+        String,
+        ForeignKey("cables.reference_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("revision", Integer, primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("record", JSONDocument, nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("stage", String(64), nullable=False),
+    Column("dedupe_key", String, nullable=False),
+    Column("error_class", String, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("schema_errors", JSONDocument, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("message_id", String, nullable=True),
+    Column("reference_id", String, nullable=True),
+    Column("sha256", String, nullable=True),
+    Column("source", String, nullable=True),
+    Column("payload", JSONDocument, nullable=False),
+    Column("replayed_at", UTCDateTime, nullable=True),
+    UniqueConstraint("stage", "dedupe_key"),
+    CheckConstraint("attempts >= 1", name="attempts_positive"),
+    Index(None, "last_seen"),
+    Index(None, "reference_id"),
+    Index(None, "message_id"),
+)
