@@ -29,6 +29,7 @@ from .text import normalize
 
 MAX_CHARS = 8 * 1024 * 1024
 _SCAN_LINES = 600
+_NON_LETTERS = re.compile(r"[^A-Z]")
 _WEEKDAY_DATE = re.compile(
     r"^\s*(?:MON|TUES|WEDNES|THURS|FRI|SATUR|SUN)DAY,? (\d{1,2}) ([A-Z]+),? (\d{4}),? (\d{1,2}):(\d{2})",
     re.I,
@@ -305,7 +306,7 @@ def _reference_id(
             f"cable {station} {serial} carries no date: no date-time group, "
             "no date line and no declassification date to infer the year from"
         )
-    key = re.sub(r"[^A-Z]", "", station.upper())
+    key = _NON_LETTERS.sub("", station.upper())
     return f"{year % 100:02d}{key}{serial}", station
 
 
@@ -314,9 +315,7 @@ def _spliced(cls: ClassLine, header: Header) -> bool:
     de_serial = (header.routing or {}).get("serial")
     if not (header.fm and de_serial and cls.station and cls.serial):
         return False
-    same_station = re.sub(r"[^A-Z]", "", _fm_station(header.fm)) == re.sub(
-        r"[^A-Z]", "", cls.station
-    )
+    same_station = _NON_LETTERS.sub("", _fm_station(header.fm)) == _NON_LETTERS.sub("", cls.station)
     return (
         not same_station and int(de_serial) != cls.serial and set(cls.station) - {"X", " "} != set()
     )

@@ -63,10 +63,10 @@ class Header:
 def dtg_to_iso(day: int, hour: int, minute: int, month: int, year: int) -> str | None:
     """Return ISO 8601 UTC for a date-time group, or None when it names no real instant."""
     try:
-        moment = datetime(year, month, day, hour, minute, tzinfo=UTC)
+        datetime(year, month, day, hour, minute, tzinfo=UTC)
     except ValueError:
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:00Z"
 
 
 def full_year(yy: str) -> int:

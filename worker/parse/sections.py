@@ -13,7 +13,7 @@ import re
 from .classification import match_class_line
 from .header import DTG
 
-_MARKS = ("VZCZC", "\nBT", "NNNN", "SECTION ")
+_MARKS = ("VZCZC", "\nBT", "NNNN", "SECTION 0")
 _TRAILER = re.compile(r"^\s*(?:BT|NNNN|#\d{1,6}(?:/\d{1,3})?)\s*$")
 _HEADER_START = re.compile(r"^(?:VZCZC|DE [A-Z0-9]{3,12} #\d|ZN[YR] [A-Z]{5} ZZH)")
 
