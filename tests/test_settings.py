@@ -1,0 +1,165 @@
+"""Settings: defaults, parsing, one error per bad variable, and passwords kept out of sight."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.errors import ConfigurationError
+from worker.settings import Settings, redact_url
+
+
+def test_defaults_need_no_environment() -> None:
+    """An empty environment gives the embedded defaults: filesystem broker, SQLite under var/."""
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.broker_url == "filesystem://"
+    assert settings.database_url == "sqlite:///var/cable-ingest.db"
+    assert settings.var_dir == Path("var")
+    assert (settings.batch_size, settings.max_input_bytes) == (100, 1024 * 1024)
+    assert (settings.high_water_mark, settings.max_deliveries, settings.sink_max_retries) == (
+        50_000,
+        5,
+        8,
+    )
+    assert (settings.worker_concurrency, settings.prefetch_multiplier) == (2, 1)
+    assert settings.visibility_timeout == 3600
+    assert (settings.log_format, settings.log_level) == ("auto", "INFO")
+
+
+def test_filesystem_broker_folders_live_under_var_dir() -> None:
+    """The filesystem transport writes and reads one queue folder and keeps consumed messages."""
+    options = Settings.from_env({"CABLE_INGEST_VAR_DIR": "state"}).broker_transport_options()
+    assert (
+        options["data_folder_in"] == options["data_folder_out"] == str(Path("state/broker/queue"))
+    )
+    assert options["processed_folder"] == str(Path("state/broker/processed"))
+
+
+def test_redis_broker_gets_the_visibility_timeout() -> None:
+    """A Redis broker's transport options carry the configured visibility timeout."""
+    settings = Settings.from_env(
+        {
+            "CABLE_INGEST_BROKER_URL": "redis://localhost:6379/0",
+            "CABLE_INGEST_VISIBILITY_TIMEOUT": "60",
+        }
+    )
+    assert settings.broker_transport_options() == {"visibility_timeout": 60}
+
+
+def test_database_default_follows_var_dir() -> None:
+    """Without DATABASE_URL the SQLite file sits in VAR_DIR, relative or absolute."""
+    assert Settings.from_env({"CABLE_INGEST_VAR_DIR": "/srv/ci"}).database_url == (
+        "sqlite:////srv/ci/cable-ingest.db"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "attribute", "expected"),
+    [
+        ("BATCH_SIZE", "250", "batch_size", 250),
+        ("MAX_INPUT_BYTES", "2MiB", "max_input_bytes", 2 * 1024 * 1024),
+        ("MAX_INPUT_BYTES", "4096", "max_input_bytes", 4096),
+        ("SINK_MAX_RETRIES", "0", "sink_max_retries", 0),
+        ("LOG_FORMAT", "JSON", "log_format", "json"),
+        ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
+        ("BROKER_URL", "rediss://:pw@redis:6380/0", "broker_url", "rediss://:pw@redis:6380/0"),
+        (
+            "DATABASE_URL",
+            "postgresql+psycopg://u:p@db/c",
+            "database_url",
+            "postgresql+psycopg://u:p@db/c",
+        ),
+        ("BATCH_SIZE", "  ", "batch_size", 100),
+    ],
+)
+def test_good_values_are_parsed(variable: str, raw: str, attribute: str, expected: object) -> None:
+    """Each variable is parsed to its type; a blank value means the default."""
+    settings = Settings.from_env({f"CABLE_INGEST_{variable}": raw})
+    assert getattr(settings, attribute) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "expected"),
+    [
+        ("BATCH_SIZE", "abc", "a positive integer"),
+        ("BATCH_SIZE", "0", "a positive integer"),
+        ("MAX_INPUT_BYTES", "1 MB", "a positive number of bytes"),
+        ("HIGH_WATER_MARK", "-5", "a positive integer"),
+        ("MAX_DELIVERIES", "2.5", "a positive integer"),
+        ("SINK_MAX_RETRIES", "-1", "a non-negative integer"),
+        ("WORKER_CONCURRENCY", "many", "a positive integer"),
+        ("PREFETCH_MULTIPLIER", "0", "a positive integer"),
+        ("VISIBILITY_TIMEOUT", "1h", "a positive integer"),
+        ("LOG_FORMAT", "xml", "one of auto, json, console"),
+        ("LOG_LEVEL", "loud", "one of DEBUG, INFO"),
+        ("BROKER_URL", "localhost:6379", "a URL starting with filesystem://"),
+        ("DATABASE_URL", "mysql://db/c", "a URL starting with sqlite://, postgresql://"),
+    ],
+)
+def test_bad_value_names_variable_expectation_and_value(
+    variable: str, raw: str, expected: str
+) -> None:
+    """A malformed value raises ConfigurationError naming the variable, what was expected and what arrived."""
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({f"CABLE_INGEST_{variable}": raw})
+    message = str(caught.value)
+    assert message.startswith(f"CABLE_INGEST_{variable}: expected {expected}")
+    assert message.endswith(f"got {raw!r}")
+
+
+def test_bad_url_error_does_not_leak_its_password() -> None:
+    """The error for a malformed URL quotes it with its password redacted."""
+    with pytest.raises(ConfigurationError, match=r"got 'amqp://guest:\*\*\*@rabbit'"):
+        Settings.from_env({"CABLE_INGEST_BROKER_URL": "amqp://guest:hunter2@rabbit"})
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@localhost:6379/0", "redis://:***@localhost:6379/0"),
+        (
+            "rediss://default:s3cret@cache.example:6380/1",
+            "rediss://default:***@cache.example:6380/1",
+        ),
+        ("postgresql://cable:hunter2@db:5432/cables", "postgresql://cable:***@db:5432/cables"),
+        (
+            "postgresql+psycopg://u:p%40ss@db/c?sslmode=require",
+            "postgresql+psycopg://u:***@db/c?sslmode=require",
+        ),
+        ("postgresql://db/c?user=u&password=hunter2", "postgresql://db/c?user=u&password=***"),
+        ("redis://:a@h1:26379;redis://:b@h2:26379", "redis://:***@h1:26379;redis://:***@h2:26379"),
+        ("redis://:s3cret@[::1]:6379/0", "redis://:***@[::1]:6379/0"),
+        ("redis://user@localhost", "redis://user@localhost"),
+        ("filesystem://", "filesystem://"),
+        ("sqlite:///var/cable-ingest.db", "sqlite:///var/cable-ingest.db"),
+        ("redis://:s3cret@host:port", "redis://***"),
+    ],
+)
+def test_redact_url_hides_passwords_only(url: str, shown: str) -> None:
+    """Passwords become ***; everything else, and URLs without a password, stay as they were."""
+    assert redact_url(url) == shown
+
+
+def test_redacted_and_repr_hide_passwords() -> None:
+    """Neither the display dict nor repr() shows a password from the broker or database URL."""
+    settings = Settings.from_env(
+        {
+            "CABLE_INGEST_BROKER_URL": "redis://:brokerpw@redis:6379/0",
+            "CABLE_INGEST_DATABASE_URL": "postgresql://cable:dbpw@db/cables",
+        }
+    )
+    shown = settings.redacted()
+    assert shown["broker_url"] == "redis://:***@redis:6379/0"
+    assert shown["database_url"] == "postgresql://cable:***@db/cables"
+    assert shown["var_dir"] == "var"
+    for text in (str(shown), repr(settings)):
+        assert "brokerpw" not in text
+        assert "dbpw" not in text
+
+
+def test_environ_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an explicit mapping, from_env reads os.environ."""
+    monkeypatch.setenv("CABLE_INGEST_BATCH_SIZE", "7")
+    assert Settings.from_env().batch_size == 7

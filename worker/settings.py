@@ -1,0 +1,209 @@
+"""Configuration: one frozen value, read from the environment once.
+
+This is the only module that reads ``os.environ``. Every variable is prefixed ``CABLE_INGEST_``
+and optional; an empty value counts as unset (so ``X=${X:-}`` in a compose file means "default").
+A malformed value raises :class:`~worker.errors.ConfigurationError` naming the variable, what was
+expected and what arrived. Nothing here connects to anything or touches the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .errors import ConfigurationError
+
+PREFIX = "CABLE_INGEST_"
+BROKER_SCHEMES = ("filesystem", "memory", "redis", "rediss", "sentinel")
+DATABASE_SCHEMES = ("sqlite", "postgresql")
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd"})
+_FAILOVER = re.compile(r";(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+_SIZE = re.compile(r"([0-9]+)\s*(B|KIB|MIB|GIB)?")
+_UNITS = {None: 1, "B": 1, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}
+
+T = TypeVar("T")
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password (in the user info or a query parameter) replaced by ***.
+
+    ``redis://:secret@host:6379/0`` becomes ``redis://:***@host:6379/0``; several URLs joined by
+    ``;`` (Celery's failover list) are redacted one by one. An unparsable URL keeps only its scheme.
+    """
+    parts_list = _FAILOVER.split(url)
+    if len(parts_list) > 1:
+        return ";".join(redact_url(part) for part in parts_list)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        scheme, sep, _rest = url.partition("://")
+        return f"{scheme}://***" if sep else "***"
+    netloc, query = parts.netloc, parts.query
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(key.lower() in _SECRET_QUERY_KEYS for key, _ in pairs):
+        redacted = [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs]
+        query = urlencode(redacted, safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _default_database_url(var_dir: Path) -> str:
+    return f"sqlite:///{(var_dir / 'cable-ingest.db').as_posix()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of cable-ingest, with its default; build it with :meth:`from_env`."""
+
+    broker_url: str = "filesystem://"
+    database_url: str = ""  # empty: SQLite under var_dir, filled in by __post_init__
+    var_dir: Path = Path("var")
+    batch_size: int = 100
+    max_input_bytes: int = 1024 * 1024
+    high_water_mark: int = 50_000
+    max_deliveries: int = 5
+    sink_max_retries: int = 8
+    worker_concurrency: int = 2
+    prefetch_multiplier: int = 1
+    visibility_timeout: int = 3600
+    log_format: str = "auto"
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", _default_database_url(self.var_dir))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``CABLE_INGEST_*`` variable of ``environ`` (default: ``os.environ``)."""
+        env = _Env(os.environ if environ is None else environ)
+        default = cls()
+        return cls(
+            broker_url=env.get("BROKER_URL", _broker_url, default.broker_url),
+            database_url=env.get("DATABASE_URL", _database_url, ""),
+            var_dir=env.get("VAR_DIR", Path, default.var_dir),
+            batch_size=env.get("BATCH_SIZE", _positive, default.batch_size),
+            max_input_bytes=env.get("MAX_INPUT_BYTES", _byte_size, default.max_input_bytes),
+            high_water_mark=env.get("HIGH_WATER_MARK", _positive, default.high_water_mark),
+            max_deliveries=env.get("MAX_DELIVERIES", _positive, default.max_deliveries),
+            sink_max_retries=env.get("SINK_MAX_RETRIES", _non_negative, default.sink_max_retries),
+            worker_concurrency=env.get("WORKER_CONCURRENCY", _positive, default.worker_concurrency),
+            prefetch_multiplier=env.get(
+                "PREFETCH_MULTIPLIER", _positive, default.prefetch_multiplier
+            ),
+            visibility_timeout=env.get("VISIBILITY_TIMEOUT", _positive, default.visibility_timeout),
+            log_format=env.get("LOG_FORMAT", _choice(LOG_FORMATS, str.lower), default.log_format),
+            log_level=env.get("LOG_LEVEL", _choice(LOG_LEVELS, str.upper), default.log_level),
+        )
+
+    def broker_transport_options(self) -> dict[str, Any]:
+        """Return kombu's ``broker_transport_options`` for :attr:`broker_url`.
+
+        For ``filesystem://`` the queue folder (written and read by every process alike) and the
+        processed folder live under ``var_dir/broker``; consumed messages are moved to the
+        processed folder by a rename on the same file system, so two workers never take the same
+        message (kombu's default, the system temp dir, may be another file system). Kombu does not
+        create these folders: whoever starts the broker does. For Redis, the visibility timeout.
+        """
+        if self.broker_url.startswith("filesystem:"):
+            queue = str(self.var_dir / "broker" / "queue")
+            return {
+                "data_folder_in": queue,
+                "data_folder_out": queue,
+                "processed_folder": str(self.var_dir / "broker" / "processed"),
+                "store_processed": True,
+            }
+        if self.broker_url.startswith(("redis", "sentinel")):
+            return {"visibility_timeout": self.visibility_timeout}
+        return {}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.redacted().items())
+        return f"Settings({shown})"
+
+    def redacted(self) -> dict[str, str | int]:
+        """Return the settings for display (logs, ``--show-config``) with URL passwords as ***."""
+        shown: dict[str, str | int] = {}
+        for name, value in asdict(self).items():
+            if isinstance(value, Path):
+                shown[name] = str(value)
+            elif name.endswith("_url"):
+                shown[name] = redact_url(value)
+            else:
+                shown[name] = value
+        return shown
+
+
+class _Env:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._environ.get(PREFIX + name, "")
+        if not raw.strip():
+            return default
+        try:
+            return parse(raw.strip())
+        except ValueError as exc:
+            shown = redact_url(raw) if name.endswith("_URL") else raw
+            raise ConfigurationError(f"{PREFIX}{name}: expected {exc}, got {shown!r}") from None
+
+
+def _integer(raw: str, minimum: int, expected: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or int(raw) < minimum:
+        raise ValueError(expected)
+    return int(raw)
+
+
+def _positive(raw: str) -> int:
+    return _integer(raw, 1, "a positive integer")
+
+
+def _non_negative(raw: str) -> int:
+    return _integer(raw, 0, "a non-negative integer")
+
+
+def _byte_size(raw: str) -> int:
+    match = _SIZE.fullmatch(raw.upper())
+    size = int(match[1]) * _UNITS[match[2]] if match else 0
+    if size < 1:
+        raise ValueError("a positive number of bytes (e.g. 1048576 or 1MiB)")
+    return size
+
+
+def _choice(allowed: tuple[str, ...], normalise: Callable[[str], str]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = normalise(raw)
+        if value not in allowed:
+            raise ValueError("one of " + ", ".join(allowed))
+        return value
+
+    return parse
+
+
+def _url(raw: str, schemes: tuple[str, ...]) -> str:
+    for url in _FAILOVER.split(raw):
+        scheme, sep, _rest = url.strip().partition("://")
+        if not sep or scheme.lower().partition("+")[0] not in schemes:
+            raise ValueError("a URL starting with " + ", ".join(s + "://" for s in schemes))
+    return raw
+
+
+def _broker_url(raw: str) -> str:
+    return _url(raw, BROKER_SCHEMES)
+
+
+def _database_url(raw: str) -> str:
+    return _url(raw, DATABASE_SCHEMES)
