@@ -1,4 +1,4 @@
-"""The ``cable-ingest`` command line: one subcommand per job, each a thin call into the core."""
+"""``cable-ingest parse`` and ``cable-ingest validate``: the parser and the schemas, no queue."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from pathlib import Path
 
 import orjson
 
-from . import __version__
-from .errors import CableIngestError, ValidationError
-from .parse import parse_cable
-from .validate import validate_record
+from worker.errors import CableIngestError, ValidationError
+from worker.parse import parse_cable
+from worker.validate import validate_record
 
 
 def _inputs(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:
@@ -85,12 +84,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``cable-ingest``."""
-    parser = argparse.ArgumentParser(prog="cable-ingest", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``parse`` and ``validate`` to the ``cable-ingest`` subcommands."""
     parse = sub.add_parser("parse", help="parse cables into JSON records")
     parse.add_argument("paths", nargs="+", metavar="FILE|DIR|-")
     parse.add_argument("--pretty", action="store_true", help="indented JSON for people")
@@ -101,15 +96,3 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", metavar="FILE.json|-")
     validate.add_argument("-v", "--verbose", action="store_true", help="also report valid records")
     validate.set_defaults(func=cmd_validate)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cable-ingest`` console script."""
-    args = build_parser().parse_args(argv)
-    code: int = args.func(args)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

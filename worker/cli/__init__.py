@@ -1,0 +1,35 @@
+"""The ``cable-ingest`` command line: one subcommand per job, each a thin call into the core.
+
+Each module of this package registers its subcommands: :mod:`.parse` (``parse``, ``validate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from worker import __version__
+
+from . import parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cable-ingest``."""
+    parser = argparse.ArgumentParser(prog="cable-ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in (parse,):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cable-ingest`` console script."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
