@@ -9,6 +9,7 @@ from __future__ import annotations
 from worker.storage.deadletters import DeadLetterStore
 from worker.storage.engine import redact_url
 from worker.storage.migrations import upgrade
+from worker.storage.receipts import Receipt, ReceiptStore
 from worker.storage.store import BatchResult, CableOutcome, CableStore, content_hash
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "CableOutcome",
     "CableStore",
     "DeadLetterStore",
+    "Receipt",
+    "ReceiptStore",
     "content_hash",
     "redact_url",
     "upgrade",

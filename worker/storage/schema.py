@@ -117,3 +117,25 @@ dead_letters = Table(
     Index(None, "reference_id"),
     Index(None, "message_id"),
 )
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("message_id", String, primary_key=True),
+    Column("sink", String(64), primary_key=True),
+    Column("reference_id", String, nullable=True),
+    Column("outcome", String(32), nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=False),
+    Index(None, "delivered_at"),
+)
+"""One row per envelope and sink that took it: the chain of custody's last link."""
+
+redeliveries = Table(
+    "redeliveries",
+    metadata,
+    Column("delivery_key", String, primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+)
+"""How often a queue message came back after its worker was lost (the redelivery cap)."""

@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 from worker.errors import PermanentSinkError, TransientSinkError
 from worker.storage import search as fulltext
 from worker.storage.engine import Database, parse_utc, redact_url, utc_iso
+from worker.storage.receipts import Receipt, insert_receipts
 from worker.storage.schema import cable_revisions, cables
 
 __all__ = ["BatchResult", "CableOutcome", "CableStore", "content_hash", "redact_url"]
@@ -126,9 +127,20 @@ class CableStore:
         dialect = postgresql if self._db.backend == "postgresql" else sqlite
         return dialect.insert(target)
 
-    def write_batch(self, records: Sequence[Mapping[str, Any]]) -> BatchResult:
+    def write_batch(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        message_ids: Sequence[str] | None = None,
+        sink: str = "storage",
+    ) -> BatchResult:
         """Store a batch in one transaction; idempotent. Raises TransientSinkError or
-        PermanentSinkError (then nothing of the batch is stored)."""
+        PermanentSinkError (then nothing of the batch is stored).
+
+        With ``message_ids`` (one per record, the envelope it came from) a receipt per record
+        is written for ``sink`` in the same transaction, with the record's outcome.
+        """
+        if message_ids is not None and len(message_ids) != len(records):
+            raise ValueError(f"{len(message_ids)} message ids for {len(records)} records")
         versions = [_version(index, record) for index, record in enumerate(records)]
         if not versions:
             return BatchResult(())
@@ -156,6 +168,12 @@ class CableStore:
                 outcomes.append(CableOutcome(ref, outcome, revision))
             for versions_of_round in rounds:
                 self._write(conn, versions_of_round)
+            if message_ids is not None:
+                receipts = [
+                    Receipt(message_id, sink, outcome.reference_id, outcome.outcome)
+                    for message_id, outcome in zip(message_ids, outcomes, strict=True)
+                ]
+                insert_receipts(conn, self._db.backend, receipts)
         return BatchResult(tuple(outcomes))
 
     def _stored_state(

@@ -1,0 +1,135 @@
+"""Receipts and the redelivery counter: what each sink did with each envelope, and how often a
+message came back after its worker was lost.
+
+A receipt is keyed by (message id, sink), so writing it again changes nothing; the storage sink
+writes its receipts in the same transaction as the cables, notification sinks use them as their
+delivery keys. ``cable-ingest run`` waits on receipts and dead letters to know that every input
+has an outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+
+from worker.storage.engine import Database, redact_url
+from worker.storage.schema import receipts, redeliveries
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Sink ``sink`` took envelope ``message_id`` (cable ``reference_id``) with ``outcome``."""
+
+    message_id: str
+    sink: str
+    reference_id: str | None
+    outcome: str
+
+
+def insert_receipts(conn: Connection, backend: str, items: Sequence[Receipt]) -> None:
+    """Write receipts inside the caller's transaction; existing ones are kept as they are."""
+    if not items:
+        return
+    now = datetime.now(UTC)
+    dialect = postgresql if backend == "postgresql" else sqlite
+    rows = [
+        {
+            "message_id": r.message_id,
+            "sink": r.sink,
+            "reference_id": r.reference_id,
+            "outcome": r.outcome,
+            "delivered_at": now,
+        }
+        for r in items
+    ]
+    conn.execute(dialect.insert(receipts).on_conflict_do_nothing(), rows)
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+class ReceiptStore:
+    """Receipts and redelivery counts in the storage database."""
+
+    def __init__(self, url: str | URL) -> None:
+        self._db = Database(url)
+
+    def __repr__(self) -> str:
+        return f"ReceiptStore({redact_url(self._db.url)!r})"
+
+    def add_many(self, items: Sequence[Receipt]) -> None:
+        """Write receipts in one transaction (idempotent)."""
+        with self._db.errors("writing receipts"), self._db.writer.begin() as conn:
+            insert_receipts(conn, self._db.backend, items)
+
+    def received(self, message_ids: Iterable[str], sink: str) -> set[str]:
+        """Which of ``message_ids`` hold a receipt from ``sink``."""
+        wanted = sorted(set(message_ids))
+        found: set[str] = set()
+        with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = select(receipts.c.message_id).where(
+                    receipts.c.sink == sink, receipts.c.message_id.in_(chunk)
+                )
+                found.update(conn.execute(query).scalars())
+        return found
+
+    def outcomes(self, message_ids: Iterable[str], sink: str) -> dict[str, int]:
+        """How many of ``message_ids`` ``sink`` took, by outcome (inserted, unchanged, …)."""
+        wanted = sorted(set(message_ids))
+        counts: dict[str, int] = {}
+        with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = (
+                    select(receipts.c.outcome, func.count())
+                    .where(receipts.c.sink == sink, receipts.c.message_id.in_(chunk))
+                    .group_by(receipts.c.outcome)
+                )
+                for outcome, count in conn.execute(query):
+                    counts[outcome] = counts.get(outcome, 0) + int(count)
+        return counts
+
+    def last_delivery_by_sink(self) -> dict[str, datetime]:
+        """When each sink last took an envelope."""
+        query = select(receipts.c.sink, func.max(receipts.c.delivered_at)).group_by(receipts.c.sink)
+        with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
+            rows: list[Any] = list(conn.execute(query))
+        return {sink: _aware(at) for sink, at in rows if at is not None}
+
+    def count_redelivery(self, delivery_key: str) -> int:
+        """Count one more delivery of a message that came back; return the count so far."""
+        now = datetime.now(UTC)
+        dialect = postgresql if self._db.backend == "postgresql" else sqlite
+        stmt = dialect.insert(redeliveries).values(
+            delivery_key=delivery_key, count=1, first_seen=now, last_seen=now
+        )
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[redeliveries.c.delivery_key],
+            set_={"count": redeliveries.c.count + 1, "last_seen": now},
+        ).returning(redeliveries.c.count)
+        with self._db.errors("counting a redelivery"), self._db.writer.begin() as conn:
+            return int(conn.execute(upsert).scalar_one())
+
+    def forget_redelivery(self, delivery_key: str) -> None:
+        """Drop the count of a message that has now been handled."""
+        delete = redeliveries.delete().where(redeliveries.c.delivery_key == delivery_key)
+        with self._db.errors("clearing a redelivery count"), self._db.writer.begin() as conn:
+            conn.execute(delete)
+
+    def close(self) -> None:
+        """Close this process's pooled connections."""
+        self._db.dispose()
+
+
+def _aware(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
