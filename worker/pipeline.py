@@ -40,8 +40,8 @@ class Parsed:
     record: dict[str, Any]
 
 
-def ingest(envelope: Mapping[str, Any]) -> Parsed | Failure:
-    """Check the envelope, parse its text, validate the record."""
+def check(envelope: Mapping[str, Any]) -> Failure | None:
+    """The intake stage: the envelope is well formed and its text matches its sha256."""
     try:
         validate_envelope(envelope)
     except ValidationError as exc:
@@ -51,13 +51,22 @@ def ingest(envelope: Mapping[str, Any]) -> Parsed | Failure:
     if digest != envelope["sha256"]:
         reason = f"sha256 {envelope['sha256']} does not match the text (its sha256 is {digest})"
         return Failure("intake", "IntegrityError", reason, envelope)
+    return None
+
+
+def parse(envelope: Mapping[str, Any]) -> dict[str, Any] | Failure:
+    """The parse stage, on an envelope that passed :func:`check`."""
     source_file = (envelope.get("metadata") or {}).get("source_file")
     try:
-        record = parse_cable(
-            text, source_file=source_file if isinstance(source_file, str) else None
+        return parse_cable(
+            envelope["text"], source_file=source_file if isinstance(source_file, str) else None
         )
     except ParseError as exc:
         return Failure("parse", type(exc).__name__, str(exc), envelope)
+
+
+def validate(envelope: Mapping[str, Any], record: dict[str, Any]) -> Parsed | Failure:
+    """The validate stage: the record against the cable schema."""
     try:
         validate_record(record)
     except ValidationError as exc:
@@ -70,6 +79,17 @@ def ingest(envelope: Mapping[str, Any]) -> Parsed | Failure:
             reference_id=record.get("reference_id"),
         )
     return Parsed(envelope, record)
+
+
+def ingest(envelope: Mapping[str, Any]) -> Parsed | Failure:
+    """Check the envelope, parse its text, validate the record."""
+    failure = check(envelope)
+    if failure is not None:
+        return failure
+    record = parse(envelope)
+    if isinstance(record, Failure):
+        return record
+    return validate(envelope, record)
 
 
 def ingest_batch(
@@ -92,8 +112,17 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def dead_letter(failure: Failure, *, attempts: int = 1, now: str | None = None) -> dict[str, Any]:
-    """The dead-letter document for a failure (``schemas/dead-letter.schema.json``)."""
+def dead_letter(
+    failure: Failure,
+    *,
+    attempts: int = 1,
+    now: str | None = None,
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    """The dead-letter document for a failure (``schemas/dead-letter.schema.json``).
+
+    ``message_id`` is needed for sink failures, whose payload is a record, not an envelope.
+    """
     seen = now or utc_now()
     envelope = failure.envelope
     return {
@@ -105,7 +134,7 @@ def dead_letter(failure: Failure, *, attempts: int = 1, now: str | None = None) 
         "attempts": attempts,
         "first_seen": seen,
         "last_seen": seen,
-        "message_id": _text_or_none(envelope.get("id")),
+        "message_id": message_id or _text_or_none(envelope.get("id")),
         "reference_id": failure.reference_id,
         "sha256": _text_or_none(envelope.get("sha256")),
         "source": _text_or_none(envelope.get("source")),

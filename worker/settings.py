@@ -78,6 +78,8 @@ class Settings:
     worker_concurrency: int = 2
     prefetch_multiplier: int = 1
     visibility_timeout: int = 3600
+    task_time_limit: int = 300
+    sinks: tuple[str, ...] = ("storage",)
     log_format: str = "auto"
     log_level: str = "INFO"
 
@@ -104,6 +106,8 @@ class Settings:
                 "PREFETCH_MULTIPLIER", _positive, default.prefetch_multiplier
             ),
             visibility_timeout=env.get("VISIBILITY_TIMEOUT", _positive, default.visibility_timeout),
+            task_time_limit=env.get("TASK_TIME_LIMIT", _positive, default.task_time_limit),
+            sinks=env.get("SINKS", _names, default.sinks),
             log_format=env.get("LOG_FORMAT", _choice(LOG_FORMATS, str.lower), default.log_format),
             log_level=env.get("LOG_LEVEL", _choice(LOG_LEVELS, str.upper), default.log_level),
         )
@@ -139,6 +143,8 @@ class Settings:
         for name, value in asdict(self).items():
             if isinstance(value, Path):
                 shown[name] = str(value)
+            elif isinstance(value, tuple):
+                shown[name] = ",".join(value)
             elif name.endswith("_url"):
                 shown[name] = redact_url(value)
             else:
@@ -199,6 +205,13 @@ def _url(raw: str, schemes: tuple[str, ...]) -> str:
         if not sep or scheme.lower().partition("+")[0] not in schemes:
             raise ValueError("a URL starting with " + ", ".join(s + "://" for s in schemes))
     return raw
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    if not names or any(not re.fullmatch(r"[a-z0-9_-]+", name) for name in names):
+        raise ValueError("a comma-separated list of sink names (a-z, 0-9, _ and -)")
+    return names
 
 
 def _broker_url(raw: str) -> str:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from worker import __version__
+from worker.errors import CableIngestError
 
 from . import parse
 
@@ -19,15 +20,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cable-ingest", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (parse,):
-        module.register(sub)
+    parse.register(sub)
+    # the queue commands import the Celery app, which reads the settings: a bad variable
+    # must come out as a one-line error from main(), not as a traceback at import
+    from . import queue  # noqa: PLC0415
+
+    queue.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cable-ingest`` console script."""
-    args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        args = build_parser().parse_args(argv)
+        code: int = args.func(args)
+    except CableIngestError as error:
+        print(f"cable-ingest: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cable-ingest: interrupted", file=sys.stderr)
+        return 130
     return code
 
 

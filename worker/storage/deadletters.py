@@ -31,6 +31,8 @@ _TABLE = dead_letters
 _LATEST = ("error_class", "reason", "schema_errors", "payload")
 _KEPT_UNLESS_NULL = ("message_id", "reference_id", "sha256", "source")
 
+_CHUNK = 500  # ids per IN (...) list
+
 
 def _text(document: Mapping[str, Any], key: str) -> str | None:
     value = document.get(key)
@@ -203,6 +205,25 @@ class DeadLetterStore:
         with self._db.errors("purging table dead_letters"), self._db.writer.begin() as conn:
             result = conn.execute(_TABLE.delete().where(*conditions))
         return int(result.rowcount)
+
+    def for_messages(self, message_ids: Iterable[str]) -> builtins.list[dict[str, str]]:
+        """The stage, error class and reason of every dead letter of these envelopes."""
+        wanted = sorted(set(message_ids))
+        columns = (_TABLE.c.message_id, _TABLE.c.stage, _TABLE.c.error_class, _TABLE.c.reason)
+        found: builtins.list[dict[str, str]] = []
+        with self._db.errors("reading table dead_letters"), self._db.engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                rows = conn.execute(select(*columns).where(_TABLE.c.message_id.in_(chunk)))
+                found.extend(dict(row._mapping) for row in rows)
+        return found
+
+    def seen_since(self, at: datetime) -> builtins.list[dict[str, Any]]:
+        """Message id, stage, error class and last seen of dead letters last seen since ``at``."""
+        columns = (_TABLE.c.message_id, _TABLE.c.stage, _TABLE.c.error_class, _TABLE.c.last_seen)
+        query = select(*columns).where(_TABLE.c.last_seen >= at)
+        with self._db.errors("reading table dead_letters"), self._db.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
 
     def counts_by_stage(self) -> dict[str, int]:
         """How many dead letters each stage holds (stages with none are absent)."""

@@ -99,6 +99,14 @@ class ReceiptStore:
                     counts[outcome] = counts.get(outcome, 0) + int(count)
         return counts
 
+    def since(self, sink: str, at: datetime) -> list[tuple[str, datetime]]:
+        """(message id, delivered at) of every receipt from ``sink`` delivered at or after ``at``."""
+        query = select(receipts.c.message_id, receipts.c.delivered_at).where(
+            receipts.c.sink == sink, receipts.c.delivered_at >= at
+        )
+        with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
+            return [(message_id, _aware(when)) for message_id, when in conn.execute(query)]
+
     def last_delivery_by_sink(self) -> dict[str, datetime]:
         """When each sink last took an envelope."""
         query = select(receipts.c.sink, func.max(receipts.c.delivered_at)).group_by(receipts.c.sink)

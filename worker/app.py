@@ -1,0 +1,93 @@
+"""The Celery application, configured for a Redis broker that must not lose a cable.
+
+``celery -A worker.app worker`` and ``cable-ingest worker`` both start workers on :data:`app`.
+Settings are read once from the environment (:mod:`worker.settings`); nothing connects at import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from celery import Celery
+from kombu.serialization import register
+
+from worker.settings import Settings
+
+SERIALIZER = "orjson"
+INGEST_TASK = "cable_ingest.ingest"
+DELIVER_TASK = "cable_ingest.deliver"
+INTAKE_QUEUE = "intake"
+FILESYSTEM_POLLING_S = 0.05
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+register(SERIALIZER, _dumps, orjson.loads, content_type="application/x-orjson")
+
+
+def prepare_broker(settings: Settings) -> None:
+    """Create what the embedded (filesystem) broker needs on disk; nothing for Redis."""
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        folder = settings.broker_transport_options().get(key)
+        if isinstance(folder, str):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery's configuration for ``settings``, each choice with its reason."""
+    transport_options = settings.broker_transport_options()
+    if settings.broker_url.startswith("filesystem:"):
+        # the virtual transports poll; the default second would dominate small runs
+        transport_options["polling_interval"] = FILESYSTEM_POLLING_S
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport_options,
+        # producers are untrusted: one JSON serializer (orjson), pickle is never accepted
+        "task_serializer": SERIALIZER,
+        "accept_content": [SERIALIZER, "json"],
+        "result_accept_content": [SERIALIZER, "json"],
+        # outcomes live in the SQL store (receipts, dead letters), never in a result backend
+        "task_ignore_result": True,
+        "result_backend": None,
+        # ack after the work is done; a worker killed mid-batch gets its message redelivered
+        # (after the visibility timeout on Redis), and the redelivery cap stops poison loops
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        # a batch is large: reserve few ahead so a lost worker strands little work
+        "worker_prefetch_multiplier": settings.prefetch_multiplier,
+        # a task still running when the broker connection drops is cancelled, not acked late
+        # on a connection that no longer owns its message (which would double the work)
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # a broker that is down at start-up is retried, explicitly and without end
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
+        # messages only go where they are routed: intake, or one queue per sink
+        "task_default_queue": INTAKE_QUEUE,
+        "task_create_missing_queues": True,
+        "task_routes": {INGEST_TASK: {"queue": INTAKE_QUEUE}},
+        # a parse is bounded; a batch that runs away is killed and its message redelivered
+        "task_soft_time_limit": settings.task_time_limit,
+        "task_time_limit": settings.task_time_limit + 30,
+        # logging is structlog's (worker.logs), not Celery's own handlers
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "worker_send_task_events": False,
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """A Celery app on ``settings`` (default: read from the environment)."""
+    settings = settings or Settings.from_env()
+    celery = Celery("cable_ingest", set_as_current=False)
+    celery.config_from_object(celery_config(settings))
+    celery.conf["cable_ingest_settings"] = settings
+    return celery
+
+
+app = create_app()
+app.autodiscover_tasks(["worker"], related_name="tasks", force=True)

@@ -1,0 +1,115 @@
+"""``enqueue``, ``worker``, ``run`` and ``migrate``: the queue side of ``cable-ingest``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm import tqdm
+
+from worker.app import INTAKE_QUEUE, app, prepare_broker
+from worker.envelope import IntakeError
+from worker.intake import enqueue_paths
+from worker.producer import Producer
+from worker.run import run_job
+from worker.settings import Settings
+from worker.sinks import queue_name
+from worker.sources import count_hint
+from worker.storage import redact_url, upgrade
+
+EMBEDDED_OPTIONS = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+
+
+def _report(error: IntakeError) -> None:
+    print(f"rejected ({error.reason_code}): {error}", file=sys.stderr)
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    """Enqueue cables from files, folders, globs, archives, cables.csv or stdin."""
+    settings = Settings.from_env()
+    interactive = sys.stderr.isatty()
+    total = count_hint(args.paths) if interactive else None
+    with tqdm(total=total, unit="cable", disable=not interactive, file=sys.stderr) as bar:
+
+        def waiting(depth: int) -> None:
+            bar.set_postfix_str(f"waiting: intake queue holds ~{depth:,} cables")
+
+        with Producer(settings, on_wait=waiting) as producer:
+            summary = enqueue_paths(
+                args.paths, producer, on_rejected=_report, on_input=bar.update
+            )
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    return 1 if summary.rejected and args.strict else 0
+
+
+def worker_argv(settings: Settings, queues: str, concurrency: int, loglevel: str) -> list[str]:
+    """The ``celery worker`` arguments for this project's worker."""
+    argv = ["worker", "--queues", queues, "--concurrency", str(concurrency)]
+    argv += ["--loglevel", loglevel]
+    if settings.broker_url.startswith(("filesystem", "memory")):
+        argv += EMBEDDED_OPTIONS  # no broadcast on these transports: skip what needs it
+    return argv
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Migrate the database, then run a Celery worker on the project's app."""
+    settings = Settings.from_env()
+    prepare_broker(settings)
+    upgrade(settings.database_url)
+    queues = args.queues or ",".join([INTAKE_QUEUE, *map(queue_name, settings.sinks)])
+    concurrency = args.concurrency or settings.worker_concurrency
+    app.worker_main(worker_argv(settings, queues, concurrency, settings.log_level))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Ingest everything under PATH end to end through worker processes, then summarise."""
+    settings = Settings.from_env()
+    print(f"broker {redact_url(settings.broker_url)}, database {redact_url(settings.database_url)}")
+    summary = run_job(
+        args.paths,
+        settings,
+        concurrency=args.concurrency or settings.worker_concurrency,
+        stall_timeout=args.stall_timeout,
+    )
+    for line in summary.lines():
+        print(line)
+    return 0 if summary.complete else 1
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    """Create or upgrade the storage tables."""
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    print(f"{redact_url(settings.database_url)}: schema is current")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``enqueue``, ``worker``, ``run`` and ``migrate``."""
+    enqueue = sub.add_parser("enqueue", help="put cables on the intake queue")
+    enqueue.add_argument(
+        "paths", nargs="+", metavar="PATH", help="file, folder, glob, archive, cables.csv or -"
+    )
+    enqueue.add_argument("--strict", action="store_true", help="exit 1 when any input was rejected")
+    enqueue.set_defaults(func=cmd_enqueue)
+
+    worker = sub.add_parser("worker", help="run a worker (intake and every sink's queue)")
+    worker.add_argument("-Q", "--queues", help="comma-separated queues (default: all)")
+    worker.add_argument("-c", "--concurrency", type=int, help="worker processes")
+    worker.set_defaults(func=cmd_worker)
+
+    run = sub.add_parser("run", help="start workers, ingest PATHs, wait for every outcome")
+    run.add_argument("paths", nargs="+", metavar="PATH")
+    run.add_argument("-c", "--concurrency", type=int, help="worker processes")
+    run.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=300.0,
+        help="give up after this long without progress (s)",
+    )
+    run.set_defaults(func=cmd_run)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the database tables")
+    migrate.set_defaults(func=cmd_migrate)

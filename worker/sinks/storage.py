@@ -1,0 +1,28 @@
+"""The storage sink: records into the SQL cable store, with a receipt per envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from worker.sinks.base import Delivery
+from worker.storage import CableStore
+
+
+class StorageSink:
+    """Writes each batch in one transaction; a redelivered batch changes nothing."""
+
+    name = "storage"
+
+    def __init__(self, database_url: str) -> None:
+        self._store = CableStore(database_url)
+
+    def write_batch(self, deliveries: Sequence[Delivery]) -> list[str]:
+        """Store the records and their receipts; return inserted/unchanged/revised per item."""
+        result = self._store.write_batch(
+            [d.record for d in deliveries], [d.message_id for d in deliveries], sink=self.name
+        )
+        return [outcome.outcome for outcome in result.outcomes]
+
+    def close(self) -> None:
+        """Close this process's connections."""
+        self._store.close()
