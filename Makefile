@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create the virtualenv and install the project with its dev tools
 
-run: $(STAMP)  ## the main job: parse the corpus (or the bundled samples) and print a summary
-	$(BIN)/python -m bench.summary
+CABLES ?= $(firstword $(wildcard ../shared/cables/corpus) tests/fixtures)
+
+run: $(STAMP)  ## the main job: ingest $(CABLES) end to end (embedded broker, SQLite under var/)
+	$(BIN)/cable-ingest run $(CABLES)
 
 test: $(STAMP)  ## the test suite (real cables from ../shared/cables when present)
 	$(BIN)/python -m pytest

@@ -13,6 +13,7 @@ import orjson
 from celery import Celery
 from kombu.serialization import register
 
+from worker import broker
 from worker.settings import Settings
 
 SERIALIZER = "orjson"
@@ -27,6 +28,7 @@ def _dumps(value: object) -> str:
 
 
 register(SERIALIZER, _dumps, orjson.loads, content_type="application/x-orjson")
+broker.register()
 
 
 def prepare_broker(settings: Settings) -> None:

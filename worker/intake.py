@@ -34,6 +34,16 @@ class EnqueueSummary:
         """Every input seen: enqueued + duplicates + rejected."""
         return self.enqueued + self.duplicates + sum(self.rejected.values())
 
+    def as_dict(self) -> dict[str, object]:
+        """The summary for scripts (message ids left out)."""
+        return {
+            "inputs": self.inputs,
+            "enqueued": self.enqueued,
+            "duplicates": self.duplicates,
+            "rejected": dict(self.rejected),
+            "seconds": round(self.seconds, 3),
+        }
+
     def lines(self) -> list[str]:
         """The summary for people, one fact per line."""
         rate = self.enqueued / self.seconds if self.seconds > 0 else 0.0

@@ -63,6 +63,9 @@ def parse(envelope: Mapping[str, Any]) -> dict[str, Any] | Failure:
         )
     except ParseError as exc:
         return Failure("parse", type(exc).__name__, str(exc), envelope)
+    except Exception as exc:  # a parser bug (or a time limit) costs one cable, not its batch
+        reason = f"the parser failed unexpectedly ({type(exc).__name__}: {exc}); please report"
+        return Failure("parse", type(exc).__name__, reason, envelope)
 
 
 def validate(envelope: Mapping[str, Any], record: dict[str, Any]) -> Parsed | Failure:

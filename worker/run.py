@@ -50,6 +50,17 @@ class RunSummary:
         """Every enqueued envelope has an outcome."""
         return not self.missing
 
+    def as_dict(self) -> dict[str, object]:
+        """The summary for scripts."""
+        return {
+            **self.enqueue.as_dict(),
+            "stored": dict(self.stored),
+            "dead_lettered": dict(self.dead_lettered),
+            "missing": self.missing,
+            "seconds": round(self.seconds, 3),
+            "worker_log": self.worker_log,
+        }
+
     def lines(self) -> list[str]:
         """The summary for people."""
         rate = self.enqueue.enqueued / self.seconds if self.seconds > 0 else 0.0

@@ -2,24 +2,28 @@
 
 ``ingest`` takes a batch of envelopes off the intake queue, parses and validates each one
 (:mod:`worker.pipeline`), dead-letters the failures one by one and sends the records to each
-sink's own queue. ``deliver`` writes a batch to one sink, retrying transient failures with
-backoff and dead-lettering the rest. A message that comes back after its worker was lost is
-split into single-item messages (so a poison item is isolated from its batch-mates) and,
-past ``max_deliveries``, dead-lettered instead of looping.
+sink's own queue. ``deliver`` writes a batch to one sink. Both retry what failed around the core
+(a database or broker that is away) with backoff, and dead-letter after the last attempt: a task
+never ends in an exception, because Celery would ack the message and the batch would be lost.
+
+A message that comes back after its worker was lost (Redis restores it, flagged redelivered)
+is split into single-item messages, so that a poison item is isolated from its batch-mates;
+a single item delivered more than ``max_deliveries`` times is dead-lettered instead of looping.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 from celery import Task
+from celery.exceptions import Retry
 
 from worker import pipeline
 from worker.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, app
-from worker.errors import PermanentSinkError, TransientSinkError
+from worker.errors import PermanentSinkError
 from worker.pipeline import Failure, Parsed, dead_letter
 from worker.retry import backoff
 from worker.runtime import Runtime, current
@@ -34,31 +38,28 @@ def _runtime() -> Runtime:
     return current(settings)
 
 
-def _redelivered_too_often(task: Task[Any, Any], runtime: Runtime) -> int:
-    """Count a redelivery (0 when this is a first delivery); the count so far otherwise."""
-    if not (task.request.delivery_info or {}).get("redelivered"):
-        return 0
-    return runtime.receipts.count_redelivery(f"{task.name}:{task.request.id}")
-
-
-@app.task(name=INGEST_TASK, bind=True)
+@app.task(name=INGEST_TASK, bind=True, max_retries=None)  # _run_guarded counts retries
 def ingest(self: Task[Any, Any], envelopes: list[dict[str, Any]]) -> None:
     """Parse, validate and route a batch of envelopes."""
     runtime = _runtime()
-    deliveries = _redelivered_too_often(self, runtime)
-    if deliveries and len(envelopes) > 1:
+
+    def give_up(stage_error: str, reason: str, attempts: int) -> None:
+        failures = [Failure("parse", stage_error, reason, e) for e in envelopes]
+        _dead_letter(runtime, failures, attempts=attempts)
+
+    def resend_one_by_one() -> None:
         for envelope in envelopes:
             app.send_task(INGEST_TASK, args=[[envelope]], queue=INTAKE_QUEUE)
-        log.warning("batch_split", task_id=self.request.id, size=len(envelopes))
-        runtime.receipts.forget_redelivery(f"{self.name}:{self.request.id}")
-        return
-    if deliveries > runtime.settings.max_deliveries:
-        reason = f"delivered {deliveries} times; its worker was lost every time"
-        failures = [Failure("parse", "RedeliveryLimitExceeded", reason, e) for e in envelopes]
-        _dead_letter(runtime, failures, attempts=deliveries)
-        return
+
+    _run_guarded(
+        self, runtime, len(envelopes), lambda: _ingest(runtime, envelopes), give_up,
+        resend_one_by_one, INTAKE_QUEUE,
+    )  # fmt: skip
+
+
+def _ingest(runtime: Runtime, envelopes: Sequence[Mapping[str, Any]]) -> None:
     records: list[Delivery] = []
-    failures = []
+    failures: list[Failure] = []
     for envelope in envelopes:
         outcome = _ingest_logged(envelope)
         if isinstance(outcome, Parsed):
@@ -68,8 +69,6 @@ def ingest(self: Task[Any, Any], envelopes: list[dict[str, Any]]) -> None:
     for name in runtime.sinks:
         _send(name, records)
     _dead_letter(runtime, failures)
-    if deliveries:
-        runtime.receipts.forget_redelivery(f"{self.name}:{self.request.id}")
 
 
 def _ingest_logged(envelope: Mapping[str, Any]) -> Parsed | Failure:
@@ -89,6 +88,112 @@ def _ingest_logged(envelope: Mapping[str, Any]) -> Parsed | Failure:
     if isinstance(outcome, Parsed):
         bound.info("validated", duration_ms=round((time.perf_counter() - parsed) * 1000, 3))
     return outcome
+
+
+@app.task(name=DELIVER_TASK, bind=True, max_retries=None)
+def deliver(self: Task[Any, Any], sink: str, messages: list[dict[str, Any]]) -> None:
+    """Write a batch of records to one sink."""
+    runtime = _runtime()
+    batch = [Delivery.from_message(m) for m in messages]
+
+    def give_up(error_class: str, reason: str, attempts: int) -> None:
+        _sink_failed(
+            runtime, sink, batch, error_class=error_class, reason=reason, attempts=attempts
+        )
+
+    def resend_one_by_one() -> None:
+        for delivery in batch:
+            _send(sink, [delivery])
+
+    _run_guarded(
+        self, runtime, len(batch), lambda: _deliver(self, runtime, sink, batch), give_up,
+        resend_one_by_one, queue_name(sink),
+    )  # fmt: skip
+
+
+def _deliver(task: Task[Any, Any], runtime: Runtime, sink: str, batch: list[Delivery]) -> None:
+    attempt = task.request.retries + 1
+    started = time.perf_counter()
+    try:
+        outcomes = runtime.sinks[sink].write_batch(batch)
+    except PermanentSinkError as exc:
+        if len(batch) > 1:  # find the item that cannot be written; the others go through
+            log.warning("batch_split", sink=sink, size=len(batch), reason=str(exc))
+            for delivery in batch:
+                _send(sink, [delivery])
+            return
+        error = type(exc).__name__
+        _sink_failed(runtime, sink, batch, error_class=error, reason=str(exc), attempts=attempt)
+        return
+    ms = round((time.perf_counter() - started) * 1000, 3)
+    for delivery, outcome in zip(batch, outcomes, strict=True):
+        log.info(
+            "delivered",
+            message_id=delivery.message_id,
+            reference_id=delivery.record.get("reference_id"),
+            sink=sink,
+            outcome=outcome,
+            attempt=attempt,
+            batch_ms=ms,
+        )
+
+
+def _run_guarded(  # noqa: PLR0917 - the one place both tasks share their policy
+    task: Task[Any, Any],
+    runtime: Runtime,
+    size: int,
+    work: Callable[[], None],
+    give_up: Callable[[str, str, int], None],
+    resend_one_by_one: Callable[[], None],
+    queue: str,
+) -> None:
+    """Run ``work`` under the redelivery cap and the retry policy; never raise but Retry."""
+    key = f"{task.name}:{task.request.id}"
+    redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
+    deliveries = runtime.receipts.count_redelivery(key) if redelivered else 0
+    try:
+        if deliveries and size > 1:
+            log.warning("batch_split", task_id=task.request.id, size=size, deliveries=deliveries)
+            resend_one_by_one()
+        elif deliveries > runtime.settings.max_deliveries:
+            reason = f"delivered {deliveries} times; its worker was lost every time"
+            give_up("RedeliveryLimitExceeded", reason, deliveries)
+        else:
+            work()
+    except Retry:
+        raise
+    except Exception as exc:  # everything: an exception here would lose the batch
+        retries = task.request.retries
+        if isinstance(exc, PermanentSinkError) or retries >= runtime.settings.sink_max_retries:
+            _give_up_or_retry(task, give_up, exc, queue)
+        else:
+            countdown = backoff(retries)
+            log.warning(
+                "retried", task=task.name, attempt=retries + 1, size=size,
+                countdown_s=round(countdown, 3), error_class=type(exc).__name__, reason=str(exc),
+            )  # fmt: skip
+            raise task.retry(exc=exc, countdown=countdown, queue=queue) from exc
+    if deliveries:
+        runtime.receipts.forget_redelivery(key)
+
+
+def _give_up_or_retry(
+    task: Task[Any, Any], give_up: Callable[[str, str, int], None], exc: Exception, queue: str
+) -> None:
+    """Dead-letter the message's items; if even that fails, keep the message: retry later."""
+    retries = task.request.retries
+    try:
+        give_up(type(exc).__name__, str(exc), retries + 1)
+    except PermanentSinkError as failure:
+        log.critical(
+            "dead_letter_refused", task=task.name, task_id=task.request.id, reason=str(failure)
+        )
+        raise
+    except Exception as failure:
+        countdown = backoff(retries)
+        log.error("dead_letter_failed", task=task.name, countdown_s=round(countdown, 3),
+                  error_class=type(failure).__name__, reason=str(failure))  # fmt: skip
+        raise task.retry(exc=failure, countdown=countdown, queue=queue) from failure
 
 
 def _send(sink: str, deliveries: Sequence[Delivery]) -> None:
@@ -133,62 +238,11 @@ def _dead_letter(
         )
 
 
-@app.task(name=DELIVER_TASK, bind=True)
-def deliver(self: Task[Any, Any], sink: str, messages: list[dict[str, Any]]) -> None:
-    """Write a batch of records to one sink."""
-    runtime = _runtime()
-    batch = [Delivery.from_message(m) for m in messages]
-    attempt = self.request.retries + 1
-    deliveries = _redelivered_too_often(self, runtime)
-    if deliveries and len(batch) > 1:
-        for delivery in batch:
-            _send(sink, [delivery])
-        runtime.receipts.forget_redelivery(f"{self.name}:{self.request.id}")
-        return
-    if deliveries > runtime.settings.max_deliveries:
-        reason = f"delivered {deliveries} times; its worker was lost every time"
-        _sink_failed(runtime, sink, batch, "RedeliveryLimitExceeded", reason, deliveries)
-        return
-    started = time.perf_counter()
-    try:
-        outcomes = runtime.sinks[sink].write_batch(batch)
-    except TransientSinkError as exc:
-        if self.request.retries < runtime.settings.sink_max_retries:
-            countdown = backoff(self.request.retries)
-            log.warning(
-                "retried", sink=sink, attempt=attempt, size=len(batch), countdown_s=countdown,
-                error_class=type(exc).__name__, reason=str(exc),
-            )  # fmt: skip
-            raise self.retry(exc=exc, countdown=countdown, queue=queue_name(sink)) from exc
-        _sink_failed(runtime, sink, batch, type(exc).__name__, str(exc), attempt)
-        return
-    except PermanentSinkError as exc:
-        if len(batch) > 1:  # find the one that cannot be written; the others go through
-            for delivery in batch:
-                _send(sink, [delivery])
-            log.warning("batch_split", sink=sink, size=len(batch), reason=str(exc))
-            return
-        _sink_failed(runtime, sink, batch, type(exc).__name__, str(exc), attempt)
-        return
-    ms = round((time.perf_counter() - started) * 1000, 3)
-    for delivery, outcome in zip(batch, outcomes, strict=True):
-        log.info(
-            "delivered",
-            message_id=delivery.message_id,
-            reference_id=delivery.record.get("reference_id"),
-            sink=sink,
-            outcome=outcome,
-            attempt=attempt,
-            batch_ms=ms,
-        )
-    if deliveries:
-        runtime.receipts.forget_redelivery(f"{self.name}:{self.request.id}")
-
-
-def _sink_failed(  # noqa: PLR0917 - private, called three times
+def _sink_failed(
     runtime: Runtime,
     sink: str,
     batch: Sequence[Delivery],
+    *,
     error_class: str,
     reason: str,
     attempts: int,

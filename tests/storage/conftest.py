@@ -8,47 +8,19 @@ are skipped, except in CI (``CI=true``) where that is a failure.
 from __future__ import annotations
 
 import copy
-import os
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, exc, text
-from sqlalchemy.engine import make_url
 
+from tests.services import postgres_schema_url
 from worker.parse import parse_cable
-from worker.storage import CableStore, DeadLetterStore, redact_url, upgrade
+from worker.storage import CableStore, DeadLetterStore, upgrade
 
-PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "06ALMATY598.scraped.txt"
 
 RecordFactory = Callable[..., dict[str, Any]]
-
-
-@contextmanager
-def _postgres_url() -> Iterator[str]:
-    base = os.environ.get("CABLE_INGEST_TEST_PG_URL", PG_DEFAULT_URL)
-    admin = create_engine(base, connect_args={"connect_timeout": 5})
-    schema = f"test_storage_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except exc.OperationalError:
-        admin.dispose()
-        message = f"PostgreSQL not reachable at {redact_url(base)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -59,7 +31,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    with _postgres_url() as url:
+    with postgres_schema_url() as url:
         upgrade(url)
         yield url
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import orjson
 from tqdm import tqdm
 
 from worker.app import INTAKE_QUEUE, app, prepare_broker
@@ -35,9 +36,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"waiting: intake queue holds ~{depth:,} cables")
 
         with Producer(settings, on_wait=waiting) as producer:
-            summary = enqueue_paths(
-                args.paths, producer, on_rejected=_report, on_input=bar.update
-            )
+            summary = enqueue_paths(args.paths, producer, on_rejected=_report, on_input=bar.update)
     for line in summary.lines():
         print(line, file=sys.stderr)
     return 1 if summary.rejected and args.strict else 0
@@ -66,15 +65,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Ingest everything under PATH end to end through worker processes, then summarise."""
     settings = Settings.from_env()
-    print(f"broker {redact_url(settings.broker_url)}, database {redact_url(settings.database_url)}")
+    where = (
+        f"broker {redact_url(settings.broker_url)}, database {redact_url(settings.database_url)}"
+    )
+    print(where, file=sys.stderr if args.json else sys.stdout)
     summary = run_job(
         args.paths,
         settings,
         concurrency=args.concurrency or settings.worker_concurrency,
         stall_timeout=args.stall_timeout,
+        echo=lambda line: print(line, file=sys.stderr),
     )
-    for line in summary.lines():
-        print(line)
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(summary.as_dict()) + b"\n")
+    else:
+        for line in summary.lines():
+            print(line)
     return 0 if summary.complete else 1
 
 
@@ -109,6 +115,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=300.0,
         help="give up after this long without progress (s)",
     )
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(func=cmd_run)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the database tables")
