@@ -14,7 +14,7 @@ def test_defaults_need_no_environment() -> None:
     """An empty environment gives the embedded defaults: filesystem broker, SQLite under var/."""
     settings = Settings.from_env({})
     assert settings == Settings()
-    assert settings.broker_url == "filesystem://"
+    assert settings.broker_url == "filesystem://localhost/"
     assert settings.database_url == "sqlite:///var/cable-ingest.db"
     assert settings.var_dir == Path("var")
     assert (settings.batch_size, settings.max_input_bytes) == (100, 1024 * 1024)

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from celery import Celery
+from celery import Celery, signals
 from kombu.serialization import register
 
-from worker import broker
+from worker import broker, logs
 from worker.settings import Settings
 
 SERIALIZER = "orjson"
@@ -33,7 +33,7 @@ broker.register()
 
 def prepare_broker(settings: Settings) -> None:
     """Create what the embedded (filesystem) broker needs on disk; nothing for Redis."""
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         folder = settings.broker_transport_options().get(key)
         if isinstance(folder, str):
             Path(folder).mkdir(parents=True, exist_ok=True)
@@ -93,3 +93,17 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 app = create_app()
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: object) -> None:
+    """Celery's logging goes through structlog (connecting here stops Celery's own set-up)."""
+    settings: Settings = app.conf["cable_ingest_settings"]
+    logs.configure_logging(settings.log_format, settings.log_level)
+
+
+@signals.task_prerun.connect
+def _bind_task(task_id: str | None = None, task: Any = None, **_: object) -> None:
+    """Every event of a task carries its id and name, and nothing of the task before it."""
+    logs.clear()
+    logs.bind(task_id=task_id, task=getattr(task, "name", None))

@@ -4,6 +4,12 @@ kombu's own ``_put`` writes the message file in place, under its final name; a c
 another process can list and move it before the write ends and read half a message. Here each
 message is written to a hidden temporary name (which consumers skip: it does not end in
 ``.<queue>.msg``), flushed to disk, then renamed: consumers see whole messages or none.
+A consumer claims a message by renaming it into the processed folder (one rename wins), reads
+it and deletes it; kombu's own would keep every processed message, or move it to the temp
+folder, which may be another file system (a copy, which two consumers can both make).
+The filesystem transport has no acknowledgements: a worker killed between claiming and
+finishing a message loses it (``cable-ingest run`` reports it as without outcome). Redis
+redelivers; the embedded broker is for one machine and small runs.
 Registered as the ``filesystem`` transport when :mod:`worker.app` is imported.
 """
 
@@ -11,12 +17,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from queue import Empty
 from time import monotonic
 from typing import Any
 
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem
-from kombu.utils.json import dumps
+from kombu.utils.json import dumps, loads
 
 
 class Channel(filesystem.Channel):
@@ -34,6 +41,25 @@ class Channel(filesystem.Channel):
             os.replace(temporary, os.path.join(folder, name))
         except OSError as exc:
             raise ChannelError(f"cannot add a message to {folder!r}: {exc}") from exc
+
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
+        wanted = f"{queue}.msg"
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if name.partition(".")[2] != wanted:
+                continue
+            claimed = os.path.join(self.processed_folder, name)
+            try:
+                os.rename(os.path.join(self.data_folder_in, name), claimed)
+            except OSError:
+                continue  # another consumer claimed it first
+            try:
+                with open(claimed, "rb") as file:
+                    payload = file.read()
+                os.unlink(claimed)
+            except OSError as exc:
+                raise ChannelError(f"cannot read message {claimed!r}: {exc}") from exc
+            return loads(payload.decode("utf-8"))
+        raise Empty()
 
 
 class Transport(filesystem.Transport):

@@ -19,16 +19,16 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
-import structlog
 from celery import Celery
 
 from worker.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, create_app, prepare_broker
 from worker.envelope import Scalar, check_input, make_envelope
+from worker.logs import get_logger
 from worker.queues import queue_depth
 from worker.settings import Settings
 from worker.sinks import Delivery, queue_name
 
-log = structlog.get_logger("worker.producer")
+log = get_logger("worker.producer")
 
 POLL_S = 0.5
 LOW_WATER = 0.75

@@ -67,7 +67,7 @@ def _default_database_url(var_dir: Path) -> str:
 class Settings:
     """Every setting of cable-ingest, with its default; build it with :meth:`from_env`."""
 
-    broker_url: str = "filesystem://"
+    broker_url: str = "filesystem://localhost/"  # kombu warns when the host is missing
     database_url: str = ""  # empty: SQLite under var_dir, filled in by __post_init__
     var_dir: Path = Path("var")
     batch_size: int = 100
@@ -127,7 +127,7 @@ class Settings:
                 "data_folder_in": queue,
                 "data_folder_out": queue,
                 "processed_folder": str(self.var_dir / "broker" / "processed"),
-                "store_processed": True,
+                "control_folder": str(self.var_dir / "broker" / "control"),
             }
         if self.broker_url.startswith(("redis", "sentinel")):
             return {"visibility_timeout": self.visibility_timeout}

@@ -17,20 +17,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import structlog
 from celery import Task
 from celery.exceptions import Retry
 
 from worker import pipeline
 from worker.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, app
 from worker.errors import PermanentSinkError
+from worker.logs import get_logger
 from worker.pipeline import Failure, Parsed, dead_letter
 from worker.retry import backoff
 from worker.runtime import Runtime, current
 from worker.settings import Settings
 from worker.sinks import Delivery, queue_name
 
-log = structlog.get_logger("worker.tasks")
+log = get_logger("worker.tasks")
 
 
 def _runtime() -> Runtime:

@@ -41,7 +41,7 @@ def _with_broker(broker: str, settings: dict[str, str]) -> Iterator[dict[str, st
         with redis_db_url() as url:
             yield {**settings, "broker_url": url}
         return
-    yield {**settings, "broker_url": "filesystem://"}
+    yield {**settings, "broker_url": "filesystem://localhost/"}
 
 
 def _check_reconciles(summary: dict[str, Any], inputs: Inputs) -> None:

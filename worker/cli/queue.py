@@ -11,6 +11,7 @@ from tqdm import tqdm
 from worker.app import INTAKE_QUEUE, app, prepare_broker
 from worker.envelope import IntakeError
 from worker.intake import enqueue_paths
+from worker.logs import configure_logging
 from worker.producer import Producer
 from worker.run import run_job
 from worker.settings import Settings
@@ -25,9 +26,16 @@ def _report(error: IntakeError) -> None:
     print(f"rejected ({error.reason_code}): {error}", file=sys.stderr)
 
 
+def _settings() -> Settings:
+    """The settings, with logging configured from them."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
 def cmd_enqueue(args: argparse.Namespace) -> int:
     """Enqueue cables from files, folders, globs, archives, cables.csv or stdin."""
-    settings = Settings.from_env()
+    settings = _settings()
     interactive = sys.stderr.isatty()
     total = count_hint(args.paths) if interactive else None
     with tqdm(total=total, unit="cable", disable=not interactive, file=sys.stderr) as bar:
@@ -64,7 +72,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Ingest everything under PATH end to end through worker processes, then summarise."""
-    settings = Settings.from_env()
+    settings = _settings()
     where = (
         f"broker {redact_url(settings.broker_url)}, database {redact_url(settings.database_url)}"
     )
