@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import Inputs, Runner
+from tests.e2e.conftest import SAMPLE, Inputs, Runner
 from tests.services import postgres_schema_url, redis_db_url
 
 
@@ -75,3 +76,41 @@ def test_every_input_has_one_outcome_and_a_rerun_adds_nothing(
     assert second["stored"] == {"unchanged": sum(first["stored"].values())}
     assert second["dead_lettered"] == first["dead_lettered"]
     assert (_rows(database, "cables"), _rows(database, "dead_letters")) == (cables, letters)
+
+
+def test_chain_of_custody_is_in_the_worker_log(
+    run_cli: Runner, inputs: Inputs, tmp_path: Path
+) -> None:
+    """The JSON log tells each cable's story in order (received, parsed, validated, routed,
+    delivered; or received, dead_lettered with the stage) and never holds a cable's body."""
+    code, summary, stderr = run_cli(inputs.paths)
+    assert code == 0, stderr
+    lines = (tmp_path / summary["worker_log"]).read_text(encoding="utf-8").splitlines()
+    events = [orjson.loads(line) for line in lines if line.startswith("{")]
+    by_message: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        if "message_id" in event:
+            by_message.setdefault(event["message_id"], []).append(event)
+
+    stored = [m for m, story in by_message.items() if story[-1]["event"] == "delivered"]
+    assert len(stored) == sum(summary["stored"].values())
+    story = by_message[stored[0]]
+    assert [e["event"] for e in story] == ["received", "parsed", "validated", "routed", "delivered"]
+    assert {e["sha256"] for e in story if "sha256" in e} != set()
+    assert story[-1]["sink"] == "storage"
+    assert story[-1]["outcome"] == "inserted"
+    assert all(e["reference_id"] == story[-1]["reference_id"] for e in story[1:])
+    assert all(isinstance(e.get("duration_ms"), float) for e in story[1:3])
+
+    [rejected] = [
+        s for s in by_message.values() if s[0].get("source", "").endswith("not-a-cable.txt")
+    ]
+    assert [e["event"] for e in rejected] == ["received", "dead_lettered"]
+    assert rejected[-1]["stage"] == "parse"
+    assert "not a cable" in rejected[-1]["reason"]
+
+    body = SAMPLE.read_text(encoding="utf-8").splitlines()
+    sentence = max(body, key=len)  # the longest line of the sample's body
+    log_text = "\n".join(lines)
+    assert sentence not in log_text
+    assert "the meeting moved to Tuesday" not in log_text

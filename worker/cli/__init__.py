@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from worker import __version__
 from worker.errors import CableIngestError
 
-from . import parse
+from . import parse, store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     parse.register(sub)
+    store.register(sub)
     # the queue commands import the Celery app, which reads the settings: a bad variable
     # must come out as a one-line error from main(), not as a traceback at import
     from . import queue  # noqa: PLC0415

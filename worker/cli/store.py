@@ -1,0 +1,209 @@
+"""``show`` and ``search``: read the cable store; also the helpers the ``dlq`` commands share.
+
+Every command migrates the database first (``upgrade`` is idempotent and takes milliseconds when
+the schema is current), so a fresh machine answers with empty results, not "no such table".
+
+Exit codes: 0 when the question was answered, empty answers included (``search`` with no match
+says so on stderr and exits 0); 1 when a thing named on the command line does not exist (an
+unknown reference id) or storage fails (one line ``cable-ingest: <message>``); 2 for bad
+arguments (argparse: a usage line and one error line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+
+from worker.settings import Settings
+from worker.storage import CableStore, DeadLetterStore, redact_url, upgrade
+
+_Store = TypeVar("_Store", CableStore, DeadLetterStore)
+_STAGE = re.compile(r"(intake|parse|validate|sink:[a-z0-9_-]+)")
+_SINK = re.compile(r"[a-z0-9_-]+")
+_WORD = re.compile(r"\w")
+
+
+# --- argument types (argparse turns their errors into a usage error, exit 2) -------------------
+
+
+def iso_time(raw: str) -> datetime:
+    """An ISO 8601 date or date-time (``2024-05-01``, ``2024-05-01T09:30Z``); naive means UTC."""
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        message = (
+            f"expected an ISO 8601 date or date-time such as 2024-05-01T09:30:00Z, got {raw!r}"
+        )
+        raise argparse.ArgumentTypeError(message) from None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def positive_int(raw: str) -> int:
+    """A whole number >= 1."""
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def stage_name(raw: str) -> str:
+    """A pipeline stage: intake, parse, validate or sink:<name>."""
+    if not _STAGE.fullmatch(raw):
+        raise argparse.ArgumentTypeError(
+            f"expected intake, parse, validate or sink:<name>, got {raw!r}"
+        )
+    return raw
+
+
+def sink_name(raw: str) -> str:
+    """A sink name (a-z, 0-9, _ and -)."""
+    if not _SINK.fullmatch(raw):
+        raise argparse.ArgumentTypeError(f"expected a sink name (a-z, 0-9, _ and -), got {raw!r}")
+    return raw
+
+
+# --- output and storage helpers ----------------------------------------------------------------
+
+
+def write_json(document: Any, *, pretty: bool = False) -> None:
+    """One JSON document on stdout: one line, or indented with ``pretty``."""
+    option = orjson.OPT_INDENT_2 if pretty else 0
+    sys.stdout.buffer.write(orjson.dumps(document, option=option) + b"\n")
+    sys.stdout.buffer.flush()
+
+
+def terminal_width() -> int | None:
+    """Columns of the terminal stdout is, or None when stdout is not a terminal (no truncation)."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def fit(line: str, width: int | None) -> str:
+    """``line`` cut to ``width`` characters with an ellipsis (unchanged when width is None)."""
+    if width is None or len(line) <= width:
+        return line
+    return line[: max(0, width - 1)] + "…"
+
+
+def table(rows: Sequence[Sequence[str]], width: int | None) -> Iterator[str]:
+    """Rows as lines of left-aligned columns (the last column unpadded), each fit to ``width``."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)] if rows else []
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        yield fit("  ".join([*cells, row[-1]]), width)
+
+
+def complain(args: argparse.Namespace, message: str) -> None:
+    """One line on stderr, prefixed by the command (``cable-ingest dlq show: ...``)."""
+    print(f"cable-ingest {args.command_name}: {message}", file=sys.stderr)
+
+
+@contextmanager
+def opened(kind: type[_Store]) -> Iterator[tuple[Settings, _Store]]:
+    """The settings and a store of ``kind`` on a migrated database, closed afterwards."""
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    store = kind(settings.database_url)
+    try:
+        yield settings, store
+    finally:
+        store.close()
+
+
+# --- show and search -----------------------------------------------------------------------------
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print the current record of a cable, and with --revisions every earlier version too."""
+    with opened(CableStore) as (settings, store):
+        versions = store.revisions(args.refid) if args.revisions else None
+        if versions is None:
+            record = store.get(args.refid)
+        else:
+            record = versions[-1]["record"] if versions else None
+    if record is None:
+        complain(args, f"no cable {args.refid} in {redact_url(settings.database_url)}")
+        return 1
+    if versions:
+        current = versions[-1]
+        write_json(
+            {
+                "reference_id": args.refid,
+                "revision": current["revision"],
+                "stored_at": current["stored_at"],
+                "current": record,
+                "revisions": versions[:-1],
+            },
+            pretty=args.pretty,
+        )
+    else:
+        write_json(record, pretty=args.pretty)
+    return 0
+
+
+def _day(value: object) -> str:
+    return value[:10] if isinstance(value, str) else "-"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """List the cables whose subject or body contain every word of the query, best first."""
+    query = " ".join(args.query)
+    if not _WORD.search(query):
+        complain(args, f"the query {query!r} has no words to search for")
+        return 2
+    with opened(CableStore) as (_settings, store):
+        found = store.search(query, args.limit)
+    if not found:
+        print(f"no cables match {query!r}", file=sys.stderr)
+        return 0
+    if args.json:
+        for hit in found:
+            sys.stdout.buffer.write(orjson.dumps(hit) + b"\n")
+        sys.stdout.buffer.flush()
+        return 0
+    rows = [
+        [h["reference_id"], _day(h["date"]), h["classification"] or "-", h["subject"] or ""]
+        for h in found
+    ]
+    for line in table(rows, terminal_width()):
+        print(line)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``show``, ``search`` and ``dlq`` (the latter from :mod:`worker.cli.deadletters`)."""
+    from worker.cli import deadletters  # noqa: PLC0415 - it imports this module's helpers
+
+    show = sub.add_parser("show", help="print a stored cable as JSON")
+    show.add_argument("refid", metavar="REFID", help="reference id of the cable (06ALMATY598)")
+    show.add_argument(
+        "--revisions",
+        action="store_true",
+        help='print {"reference_id", "revision", "stored_at", "current": record, "revisions":'
+        " [earlier versions, oldest first, each with revision, content_hash, stored_at, record]}",
+    )
+    show.add_argument("--pretty", action="store_true", help="indented JSON for people")
+    show.set_defaults(func=cmd_show, command_name="show")
+
+    search = sub.add_parser(
+        "search",
+        help="full-text search of subjects and bodies (every word must occur)",
+        description="List matching cables, best first. No match: a note on stderr, exit 0.",
+    )
+    search.add_argument("query", nargs="+", metavar="QUERY", help="words to search for")
+    search.add_argument(
+        "--limit", type=positive_int, default=20, help="at most this many matches (default 20)"
+    )
+    search.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per match: reference_id, date, classification, subject",
+    )
+    search.set_defaults(func=cmd_search, command_name="search")
+    deadletters.register(sub)
