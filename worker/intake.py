@@ -53,7 +53,7 @@ class EnqueueSummary:
             f"duplicates:        {self.duplicates:,} (same text earlier in this run; skipped)",
             f"rejected:          {sum(self.rejected.values()):,}",
         ]
-        lines += [f"  {code + ':':<17}{n:,}" for code, n in sorted(self.rejected.items())]
+        lines += [f"  {code}: {n:,}" for code, n in sorted(self.rejected.items())]
         return lines
 
 

@@ -66,9 +66,9 @@ class RunSummary:
         rate = self.enqueue.enqueued / self.seconds if self.seconds > 0 else 0.0
         lines = self.enqueue.lines()
         lines.append(f"stored:            {sum(self.stored.values()):,}")
-        lines += [f"  {k + ':':<17}{v:,}" for k, v in sorted(self.stored.items())]
+        lines += [f"  {k}: {v:,}" for k, v in sorted(self.stored.items())]
         lines.append(f"dead-lettered:     {sum(self.dead_lettered.values()):,}")
-        lines += [f"  {k + ':':<17}{v:,}" for k, v in sorted(self.dead_lettered.items())]
+        lines += [f"  {k}: {v:,}" for k, v in sorted(self.dead_lettered.items())]
         if self.missing:
             lines.append(f"NO OUTCOME:        {len(self.missing):,} (e.g. {self.missing[0]})")
         lines.append(
