@@ -11,10 +11,12 @@ from typing import Any
 
 import orjson
 from celery import Celery, signals
+from kombu import Exchange, Queue
 from kombu.serialization import register
 
 from worker import broker, logs
 from worker.settings import Settings
+from worker.storage import upgrade
 
 SERIALIZER = "orjson"
 INGEST_TASK = "cable_ingest.ingest"
@@ -29,6 +31,11 @@ def _dumps(value: object) -> str:
 
 register(SERIALIZER, _dumps, orjson.loads, content_type="application/x-orjson")
 broker.register()
+
+
+def sink_queue(sink: str) -> str:
+    """The queue a sink's deliveries wait on."""
+    return f"sink.{sink}"
 
 
 def prepare_broker(settings: Settings) -> None:
@@ -70,6 +77,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_max_retries": None,
         # messages only go where they are routed: intake, or one queue per sink
         "task_default_queue": INTAKE_QUEUE,
+        # a plain `celery -A worker.app worker` consumes intake and every sink's queue
+        "task_queues": [
+            Queue(name, Exchange(name, type="direct"), routing_key=name)
+            for name in (INTAKE_QUEUE, *map(sink_queue, settings.sinks))
+        ],
         "task_create_missing_queues": True,
         "task_routes": {INGEST_TASK: {"queue": INTAKE_QUEUE}},
         # a parse is bounded; a batch that runs away is killed and its message redelivered
@@ -100,6 +112,14 @@ def _setup_logging(**_: object) -> None:
     """Celery's logging goes through structlog (connecting here stops Celery's own set-up)."""
     settings: Settings = app.conf["cable_ingest_settings"]
     logs.configure_logging(settings.log_format, settings.log_level)
+
+
+@signals.worker_init.connect
+def _prepare(**_: object) -> None:
+    """Before a worker consumes: the broker's folders exist and the tables are current."""
+    settings: Settings = app.conf["cable_ingest_settings"]
+    prepare_broker(settings)
+    upgrade(settings.database_url)
 
 
 @signals.task_prerun.connect

@@ -21,12 +21,19 @@ from typing import Any
 
 from celery import Celery
 
-from worker.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, create_app, prepare_broker
+from worker.app import (
+    DELIVER_TASK,
+    INGEST_TASK,
+    INTAKE_QUEUE,
+    create_app,
+    prepare_broker,
+    sink_queue,
+)
 from worker.envelope import Scalar, check_input, make_envelope
 from worker.logs import get_logger
 from worker.queues import queue_depth
 from worker.settings import Settings
-from worker.sinks import Delivery, queue_name
+from worker.sinks import Delivery
 
 log = get_logger("worker.producer")
 
@@ -118,7 +125,7 @@ class Producer:
     def _send_sink(self, sink: str) -> None:
         batch = self._sink_buffers.pop(sink, [])
         if batch:
-            self._app.send_task(DELIVER_TASK, args=[sink, batch], queue=queue_name(sink))
+            self._app.send_task(DELIVER_TASK, args=[sink, batch], queue=sink_queue(sink))
             self.messages_sent += 1
 
     def flush(self) -> None:

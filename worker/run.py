@@ -22,11 +22,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from worker.app import INTAKE_QUEUE, prepare_broker
+from worker.app import INTAKE_QUEUE, prepare_broker, sink_queue
 from worker.intake import EnqueueSummary, enqueue_paths
 from worker.producer import Producer
 from worker.settings import Settings
-from worker.sinks import queue_name
 from worker.storage import DeadLetterStore, ReceiptStore, upgrade
 
 POLL_S = 0.5
@@ -80,7 +79,7 @@ class RunSummary:
 
 def start_workers(settings: Settings, concurrency: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
     """Start ``cable-ingest worker`` as a child process consuming intake and every sink."""
-    queues = ",".join([INTAKE_QUEUE, *(queue_name(sink) for sink in settings.sinks)])
+    queues = ",".join([INTAKE_QUEUE, *(sink_queue(sink) for sink in settings.sinks)])
     command = [sys.executable, "-m", "worker", "worker", "--queues", queues]
     command += ["--concurrency", str(concurrency)]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())

@@ -21,14 +21,14 @@ from celery import Task
 from celery.exceptions import Retry
 
 from worker import pipeline
-from worker.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, app
+from worker.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, app, sink_queue
 from worker.errors import PermanentSinkError
 from worker.logs import get_logger
 from worker.pipeline import Failure, Parsed, dead_letter
 from worker.retry import backoff
 from worker.runtime import Runtime, current
 from worker.settings import Settings
-from worker.sinks import Delivery, queue_name
+from worker.sinks import Delivery
 
 log = get_logger("worker.tasks")
 
@@ -107,7 +107,7 @@ def deliver(self: Task[Any, Any], sink: str, messages: list[dict[str, Any]]) -> 
 
     _run_guarded(
         self, runtime, len(batch), lambda: _deliver(self, runtime, sink, batch), give_up,
-        resend_one_by_one, queue_name(sink),
+        resend_one_by_one, sink_queue(sink),
     )  # fmt: skip
 
 
@@ -200,7 +200,7 @@ def _send(sink: str, deliveries: Sequence[Delivery]) -> None:
     if not deliveries:
         return
     app.send_task(
-        DELIVER_TASK, args=[sink, [d.as_message() for d in deliveries]], queue=queue_name(sink)
+        DELIVER_TASK, args=[sink, [d.as_message() for d in deliveries]], queue=sink_queue(sink)
     )
     for delivery in deliveries:
         log.info(

@@ -8,14 +8,13 @@ import sys
 import orjson
 from tqdm import tqdm
 
-from worker.app import INTAKE_QUEUE, app, prepare_broker
+from worker.app import INTAKE_QUEUE, app, sink_queue
 from worker.envelope import IntakeError
 from worker.intake import enqueue_paths
 from worker.logs import configure_logging
 from worker.producer import Producer
 from worker.run import run_job
 from worker.settings import Settings
-from worker.sinks import queue_name
 from worker.sources import count_hint
 from worker.storage import redact_url, upgrade
 
@@ -60,11 +59,9 @@ def worker_argv(settings: Settings, queues: str, concurrency: int, loglevel: str
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Migrate the database, then run a Celery worker on the project's app."""
+    """Run a Celery worker on the project's app (it migrates the database at start)."""
     settings = Settings.from_env()
-    prepare_broker(settings)
-    upgrade(settings.database_url)
-    queues = args.queues or ",".join([INTAKE_QUEUE, *map(queue_name, settings.sinks)])
+    queues = args.queues or ",".join([INTAKE_QUEUE, *map(sink_queue, settings.sinks)])
     concurrency = args.concurrency or settings.worker_concurrency
     app.worker_main(worker_argv(settings, queues, concurrency, settings.log_level))
     return 0

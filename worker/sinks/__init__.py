@@ -15,7 +15,7 @@ from worker.settings import Settings
 from worker.sinks.base import Delivery, Sink
 from worker.sinks.storage import StorageSink
 
-__all__ = ["SINK_TYPES", "Delivery", "Sink", "build_sinks", "queue_name"]
+__all__ = ["SINK_TYPES", "Delivery", "Sink", "build_sinks"]
 
 
 def _storage(settings: Settings) -> Sink:
@@ -24,11 +24,6 @@ def _storage(settings: Settings) -> Sink:
 
 SINK_TYPES: dict[str, Callable[[Settings], Sink]] = {"storage": _storage}
 """Every sink type by name."""
-
-
-def queue_name(sink: str) -> str:
-    """The queue a sink's deliveries wait on."""
-    return f"sink.{sink}"
 
 
 def build_sinks(settings: Settings, names: Sequence[str] = ("storage",)) -> dict[str, Sink]:
