@@ -17,8 +17,13 @@ from worker.schemas import SCHEMA_NAMES, load_schema, schema_path
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 ID_PATTERN = re.compile(
-    r"^https://cable-ingest\.example/schemas/(?P<name>[a-z-]+)/(?P<version>\d+\.\d+\.\d+)\.json$"
+    r"^https://cable-ingest\.example/schemas/(?P<name>[a-z/-]+)/(?P<version>\d+\.\d+\.\d+)\.json$"
 )
+SINK_SCHEMAS = tuple(
+    f"sinks/{path.name.removesuffix('.schema.json')}"
+    for path in sorted((Path(__file__).parents[1] / "schemas" / "sinks").glob("*.schema.json"))
+)
+ALL_SCHEMAS = SCHEMA_NAMES + SINK_SCHEMAS
 
 
 def _subschemas(schema: Any, pointer: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -33,7 +38,7 @@ def _subschemas(schema: Any, pointer: str = "") -> Iterator[tuple[str, dict[str,
         yield from _subschemas(schema.get(keyword), f"{pointer}/{keyword}")
 
 
-@pytest.mark.parametrize("name", SCHEMA_NAMES)
+@pytest.mark.parametrize("name", ALL_SCHEMAS)
 def test_schema_is_valid_draft_2020_12(name: str) -> None:
     """Each schema file is itself a valid draft 2020-12 schema."""
     schema = load_schema(name)
@@ -41,7 +46,7 @@ def test_schema_is_valid_draft_2020_12(name: str) -> None:
     Draft202012Validator.check_schema(schema)
 
 
-@pytest.mark.parametrize("name", SCHEMA_NAMES)
+@pytest.mark.parametrize("name", ALL_SCHEMAS)
 def test_schema_has_versioned_id_title_and_description(name: str) -> None:
     """Each schema has a versioned $id naming it, a title and a description."""
     schema = load_schema(name)
@@ -52,7 +57,7 @@ def test_schema_has_versioned_id_title_and_description(name: str) -> None:
     assert schema["description"]
 
 
-@pytest.mark.parametrize("name", SCHEMA_NAMES)
+@pytest.mark.parametrize("name", ALL_SCHEMAS)
 def test_every_property_is_described(name: str) -> None:
     """Every property and definition, at any depth, carries a description."""
     undescribed = [
@@ -63,7 +68,7 @@ def test_every_property_is_described(name: str) -> None:
     assert undescribed == []
 
 
-@pytest.mark.parametrize("name", SCHEMA_NAMES)
+@pytest.mark.parametrize("name", ALL_SCHEMAS)
 def test_objects_are_closed(name: str) -> None:
     """Every schema that lists properties forbids others and requires only listed ones."""
     for pointer, subschema in _subschemas(load_schema(name)):

@@ -55,7 +55,12 @@ class SinkError(CableIngestError):
 
 
 class TransientSinkError(SinkError):
-    """A sink failure worth retrying later."""
+    """A sink failure worth retrying later; ``retry_after`` is the peer's own wish, in seconds
+    (an HTTP 429's Retry-After), which the retry honours instead of its backoff when given."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentSinkError(SinkError):

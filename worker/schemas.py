@@ -8,6 +8,7 @@ next to the package. Both places are searched, in that order.
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ import orjson
 
 from worker.errors import ConfigurationError
 
-SCHEMA_NAMES: tuple[str, ...] = ("cable", "envelope", "dead-letter")
-"""Names accepted by :func:`schema_path` and :func:`load_schema`."""
+SCHEMA_NAMES: tuple[str, ...] = ("cable", "envelope", "dead-letter", "notification", "config")
+"""Names accepted by :func:`schema_path` and :func:`load_schema`, besides ``sinks/<type>``
+(the options of one sink type, ``schemas/sinks/<type>.schema.json``)."""
+_SINK_SCHEMA = re.compile(r"sinks/[a-z0-9-]+")
 
 
 def schema_dirs() -> tuple[Path, ...]:
@@ -27,11 +30,11 @@ def schema_dirs() -> tuple[Path, ...]:
 
 
 def schema_path(name: str) -> Path:
-    """Return the path of schema ``name`` ("cable", "envelope" or "dead-letter").
+    """Return the path of schema ``name`` (one of :data:`SCHEMA_NAMES`, or ``sinks/<type>``).
 
     Raises ConfigurationError when the name is unknown or no searched directory holds the file.
     """
-    if name not in SCHEMA_NAMES:
+    if name not in SCHEMA_NAMES and not _SINK_SCHEMA.fullmatch(name):
         known = ", ".join(SCHEMA_NAMES)
         raise ConfigurationError(f"unknown schema {name!r}: expected one of {known}")
     filename = f"{name}.schema.json"

@@ -59,6 +59,31 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+def read_secret(
+    *, env: str | None = None, file: str | None = None, what: str = "secret"
+) -> str:
+    """A secret from an environment variable or a file (one of them), never from a config file.
+
+    Surrounding whitespace (a file's final newline) is stripped. Raises ConfigurationError,
+    naming ``what`` and where it looked (never the value), when it is missing or empty.
+    """
+    if (env is None) == (file is None):
+        raise ConfigurationError(f"{what}: give exactly one of an env var or a file")
+    if env is not None:
+        value = os.environ.get(env, "").strip()
+        if not value:
+            raise ConfigurationError(f"{what}: environment variable {env} is unset or empty")
+        return value
+    assert file is not None
+    try:
+        value = Path(file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{what}: cannot read {file}: {exc}") from None
+    if not value:
+        raise ConfigurationError(f"{what}: {file} is empty")
+    return value
+
+
 def _default_database_url(var_dir: Path) -> str:
     return f"sqlite:///{(var_dir / 'cable-ingest.db').as_posix()}"
 

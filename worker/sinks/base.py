@@ -13,15 +13,20 @@ class Delivery:
 
     message_id: str
     record: Mapping[str, Any]
+    rule: str | None = None  # the routing rule that sent it (notification sinks)
 
     def as_message(self) -> dict[str, Any]:
         """The JSON form that travels on a sink's queue."""
-        return {"message_id": self.message_id, "record": self.record}
+        message: dict[str, Any] = {"message_id": self.message_id, "record": self.record}
+        if self.rule is not None:
+            message["rule"] = self.rule
+        return message
 
     @classmethod
     def from_message(cls, message: Mapping[str, Any]) -> Delivery:
         """Read the JSON form back."""
-        return cls(str(message["message_id"]), message["record"])
+        rule = message.get("rule")
+        return cls(str(message["message_id"]), message["record"], rule if rule else None)
 
 
 class Sink(Protocol):
@@ -31,6 +36,26 @@ class Sink(Protocol):
 
     def write_batch(self, deliveries: Sequence[Delivery]) -> list[str]:
         """Write the batch idempotently; return one outcome word per delivery, in order."""
+        ...
+
+    def close(self) -> None:
+        """Release connections held by this process."""
+        ...
+
+
+class Notifier(Protocol):
+    """What a notification sink (webhook, Redis Streams, e-mail, MQTT, files) does with one
+    notification document (``schemas/notification.schema.json``).
+
+    ``key`` is the delivery key (``<message id>:<sink name>``), the same on every redelivery of
+    the same notification: peers that can deduplicate get it (an Idempotency-Key header, a
+    message property, a file name). Raise TransientSinkError when trying again later may work
+    (timeouts, 5xx, connection refused; ``retry_after`` when the peer says when) and
+    PermanentSinkError when it cannot (4xx, a refused address).
+    """
+
+    def send(self, notification: Mapping[str, Any], key: str) -> None:
+        """Deliver one notification."""
         ...
 
     def close(self) -> None:
