@@ -15,6 +15,7 @@ from kombu import Exchange, Queue
 from kombu.serialization import register
 
 from worker import broker, logs
+from worker.config import Config, load_config
 from worker.settings import Settings
 from worker.storage import upgrade
 
@@ -46,8 +47,8 @@ def prepare_broker(settings: Settings) -> None:
             Path(folder).mkdir(parents=True, exist_ok=True)
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """Celery's configuration for ``settings``, each choice with its reason."""
+def celery_config(settings: Settings, config: Config) -> dict[str, Any]:
+    """Celery's configuration for ``settings`` and sinks, each choice with its reason."""
     transport_options = settings.broker_transport_options()
     if settings.broker_url.startswith("filesystem:"):
         # the virtual transports poll; the default second would dominate small runs
@@ -80,7 +81,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # a plain `celery -A worker.app worker` consumes intake and every sink's queue
         "task_queues": [
             Queue(name, Exchange(name, type="direct"), routing_key=name)
-            for name in (INTAKE_QUEUE, *map(sink_queue, settings.sinks))
+            for name in (INTAKE_QUEUE, *map(sink_queue, config.sinks))
         ],
         "task_create_missing_queues": True,
         "task_routes": {INGEST_TASK: {"queue": INTAKE_QUEUE}},
@@ -95,11 +96,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings | None = None) -> Celery:
-    """A Celery app on ``settings`` (default: read from the environment)."""
+    """A Celery app on ``settings`` (default: read from the environment) and its sinks file."""
     settings = settings or Settings.from_env()
+    config = load_config(settings.config_file)
     celery = Celery("cable_ingest", set_as_current=False)
-    celery.config_from_object(celery_config(settings))
+    celery.config_from_object(celery_config(settings, config))
     celery.conf["cable_ingest_settings"] = settings
+    celery.conf["cable_ingest_config"] = config
     return celery
 
 

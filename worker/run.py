@@ -22,10 +22,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from worker.app import INTAKE_QUEUE, prepare_broker, sink_queue
+from worker.app import INTAKE_QUEUE, create_app, prepare_broker, sink_queue
+from worker.config import Config, load_config, storage_sinks
 from worker.intake import EnqueueSummary, enqueue_paths
 from worker.producer import Producer
+from worker.queues import queue_depth
 from worker.settings import Settings
+from worker.sinks import build_sinks
 from worker.storage import DeadLetterStore, ReceiptStore, upgrade
 
 POLL_S = 0.5
@@ -41,6 +44,7 @@ class RunSummary:
     stored: Counter[str] = field(default_factory=Counter)
     dead_lettered: Counter[str] = field(default_factory=Counter)
     missing: list[str] = field(default_factory=list)
+    notified: dict[str, Counter[str]] = field(default_factory=dict)
     seconds: float = 0.0
     worker_log: str = ""
 
@@ -56,6 +60,7 @@ class RunSummary:
             "stored": dict(self.stored),
             "dead_lettered": dict(self.dead_lettered),
             "missing": self.missing,
+            "notified": {sink: dict(outcomes) for sink, outcomes in self.notified.items()},
             "seconds": round(self.seconds, 3),
             "worker_log": self.worker_log,
         }
@@ -68,6 +73,9 @@ class RunSummary:
         lines += [f"  {k}: {v:,}" for k, v in sorted(self.stored.items())]
         lines.append(f"dead-lettered:     {sum(self.dead_lettered.values()):,}")
         lines += [f"  {k}: {v:,}" for k, v in sorted(self.dead_lettered.items())]
+        for sink, outcomes in self.notified.items():
+            shown = ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())) or "nothing"
+            lines.append(f"sink {sink + ':':<13}{shown}")
         if self.missing:
             lines.append(f"NO OUTCOME:        {len(self.missing):,} (e.g. {self.missing[0]})")
         lines.append(
@@ -77,9 +85,9 @@ class RunSummary:
         return lines
 
 
-def start_workers(settings: Settings, concurrency: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+def start_workers(config: Config, concurrency: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
     """Start ``cable-ingest worker`` as a child process consuming intake and every sink."""
-    queues = ",".join([INTAKE_QUEUE, *(sink_queue(sink) for sink in settings.sinks)])
+    queues = ",".join([INTAKE_QUEUE, *(sink_queue(sink) for sink in config.sinks)])
     command = [sys.executable, "-m", "worker", "worker", "--queues", queues]
     command += ["--concurrency", str(concurrency)]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
@@ -108,21 +116,24 @@ def run_job(
     """Ingest everything under ``paths`` through real workers and wait for every outcome."""
     started = time.monotonic()
     since = datetime.now(UTC) - OVERLAP
+    config = load_config(settings.config_file)
     prepare_broker(settings)
     upgrade(settings.database_url)
+    build_sinks(config, settings, ReceiptStore(settings.database_url))  # options and secrets
     logs = settings.var_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"worker-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
     with log_path.open("ab") as log:
-        process = start_workers(settings, concurrency, log)
+        process = start_workers(config, concurrency, log)
         try:
             with Producer(settings) as producer:
                 enqueued = enqueue_paths(
                     paths, producer, on_rejected=lambda error: echo(f"rejected: {error}")
                 )
             summary = RunSummary(enqueued, worker_log=str(Path(log_path)))
-            _wait(summary, settings, process, since, stall_timeout, echo)
+            _wait(summary, settings, config, process, since, stall_timeout, echo)
             summary.seconds = time.monotonic() - started
+            _drain_notifications(summary, settings, config, process, stall_timeout)
         finally:
             stop_workers(process)
     return summary
@@ -131,11 +142,14 @@ def run_job(
 def _wait(  # noqa: PLR0917 - private step of run_job
     summary: RunSummary,
     settings: Settings,
+    config: Config,
     process: subprocess.Popen[bytes],
     since: datetime,
     stall_timeout: float,
     echo: Callable[[str], None],
 ) -> None:
+    storage = storage_sinks(config)[0]
+    terminal = {"intake", "parse", "validate", f"sink:{storage}"}
     receipts = ReceiptStore(settings.database_url)
     letters = DeadLetterStore(settings.database_url)
     pending = set(summary.enqueue.message_ids)
@@ -145,14 +159,14 @@ def _wait(  # noqa: PLR0917 - private step of run_job
     try:
         while pending:
             newest = cursor
-            for message_id, at in receipts.since("storage", cursor):
+            for message_id, at in receipts.since(storage, cursor):
                 newest = max(newest, at)
                 if message_id in pending:
                     pending.discard(message_id)
                     settled[message_id] = "stored"
             for letter in letters.seen_since(cursor):
                 newest = max(newest, letter["last_seen"])
-                if letter["message_id"] in pending:
+                if letter["message_id"] in pending and letter["stage"] in terminal:
                     pending.discard(letter["message_id"])
                     settled[letter["message_id"]] = f"{letter['stage']}: {letter['error_class']}"
             cursor = max(cursor, newest - OVERLAP)
@@ -169,8 +183,41 @@ def _wait(  # noqa: PLR0917 - private step of run_job
             time.sleep(POLL_S)
         summary.missing = sorted(pending)
         stored = (message_id for message_id, how in settled.items() if how == "stored")
-        summary.stored = Counter(receipts.outcomes(stored, "storage"))
+        summary.stored = Counter(receipts.outcomes(stored, storage))
         summary.dead_lettered = Counter(how for how in settled.values() if how != "stored")
+    finally:
+        receipts.close()
+        letters.close()
+
+
+def _drain_notifications(
+    summary: RunSummary,
+    settings: Settings,
+    config: Config,
+    process: subprocess.Popen[bytes],
+    stall_timeout: float,
+) -> None:
+    """Wait for the notification sinks' queues to empty; count their outcomes for this run."""
+    sinks = [sink.name for sink in config.sinks.values() if sink.notifies]
+    if not sinks:
+        return
+    app = create_app(settings)
+    deadline = time.monotonic() + stall_timeout
+    empty_polls = 0
+    while empty_polls < 2 and process.poll() is None and time.monotonic() < deadline:
+        waiting = sum(queue_depth(app, sink_queue(name)) for name in sinks)
+        empty_polls = empty_polls + 1 if waiting == 0 else 0
+        time.sleep(POLL_S)
+    receipts = ReceiptStore(settings.database_url)
+    letters = DeadLetterStore(settings.database_url)
+    try:
+        ids = summary.enqueue.message_ids
+        failed = Counter(x["stage"] for x in letters.for_messages(ids))
+        for name in sinks:
+            outcomes = Counter(receipts.outcomes(ids, name))
+            if failed[f"sink:{name}"]:
+                outcomes["dead-lettered"] = failed[f"sink:{name}"]
+            summary.notified[name] = outcomes
     finally:
         receipts.close()
         letters.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from worker.config import Config
 from worker.settings import Settings
 from worker.sinks import Sink, build_sinks
 from worker.storage import DeadLetterStore, ReceiptStore
@@ -19,19 +20,22 @@ class Runtime:
     """One process's sinks and stores."""
 
     settings: Settings
+    config: Config
     sinks: dict[str, Sink]
     dead_letters: DeadLetterStore
     receipts: ReceiptStore
     pid: int
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, config: Config) -> Runtime:
         """Sinks and stores for ``settings`` (no connection is opened here)."""
+        receipts = ReceiptStore(settings.database_url)
         return cls(
             settings=settings,
-            sinks=build_sinks(settings, settings.sinks),
+            config=config,
+            sinks=build_sinks(config, settings, receipts),
             dead_letters=DeadLetterStore(settings.database_url),
-            receipts=ReceiptStore(settings.database_url),
+            receipts=receipts,
             pid=os.getpid(),
         )
 
@@ -46,9 +50,9 @@ class Runtime:
 _current: Runtime | None = None
 
 
-def current(settings: Settings) -> Runtime:
+def current(settings: Settings, config: Config) -> Runtime:
     """This process's runtime, built on first use."""
     global _current  # noqa: PLW0603 - one runtime per process, by design
     if _current is None or _current.pid != os.getpid():
-        _current = Runtime.build(settings)
+        _current = Runtime.build(settings, config)
     return _current

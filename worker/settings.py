@@ -59,9 +59,7 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-def read_secret(
-    *, env: str | None = None, file: str | None = None, what: str = "secret"
-) -> str:
+def read_secret(*, env: str | None = None, file: str | None = None, what: str = "secret") -> str:
     """A secret from an environment variable or a file (one of them), never from a config file.
 
     Surrounding whitespace (a file's final newline) is stripped. Raises ConfigurationError,
@@ -104,7 +102,7 @@ class Settings:
     prefetch_multiplier: int = 1
     visibility_timeout: int = 3600
     task_time_limit: int = 300
-    sinks: tuple[str, ...] = ("storage",)
+    config_file: Path | None = None  # sinks and routing rules (TOML); None: storage only
     log_format: str = "auto"
     log_level: str = "INFO"
 
@@ -132,7 +130,7 @@ class Settings:
             ),
             visibility_timeout=env.get("VISIBILITY_TIMEOUT", _positive, default.visibility_timeout),
             task_time_limit=env.get("TASK_TIME_LIMIT", _positive, default.task_time_limit),
-            sinks=env.get("SINKS", _names, default.sinks),
+            config_file=env.get("CONFIG", Path, default.config_file),
             log_format=env.get("LOG_FORMAT", _choice(LOG_FORMATS, str.lower), default.log_format),
             log_level=env.get("LOG_LEVEL", _choice(LOG_LEVELS, str.upper), default.log_level),
         )
@@ -168,8 +166,8 @@ class Settings:
         for name, value in asdict(self).items():
             if isinstance(value, Path):
                 shown[name] = str(value)
-            elif isinstance(value, tuple):
-                shown[name] = ",".join(value)
+            elif value is None:
+                shown[name] = ""
             elif name.endswith("_url"):
                 shown[name] = redact_url(value)
             else:
@@ -230,13 +228,6 @@ def _url(raw: str, schemes: tuple[str, ...]) -> str:
         if not sep or scheme.lower().partition("+")[0] not in schemes:
             raise ValueError("a URL starting with " + ", ".join(s + "://" for s in schemes))
     return raw
-
-
-def _names(raw: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in raw.split(",") if name.strip())
-    if not names or any(not re.fullmatch(r"[a-z0-9_-]+", name) for name in names):
-        raise ValueError("a comma-separated list of sink names (a-z, 0-9, _ and -)")
-    return names
 
 
 def _broker_url(raw: str) -> str:

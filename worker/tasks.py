@@ -22,20 +22,24 @@ from celery.exceptions import Retry
 
 from worker import pipeline
 from worker.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, app, sink_queue
+from worker.config import Config
 from worker.errors import PermanentSinkError
 from worker.logs import get_logger
 from worker.pipeline import Failure, Parsed, dead_letter
 from worker.retry import backoff
+from worker.routing import route
 from worker.runtime import Runtime, current
 from worker.settings import Settings
 from worker.sinks import Delivery
+from worker.storage import Receipt
 
 log = get_logger("worker.tasks")
 
 
 def _runtime() -> Runtime:
     settings: Settings = app.conf["cable_ingest_settings"]
-    return current(settings)
+    config: Config = app.conf["cable_ingest_config"]
+    return current(settings, config)
 
 
 @app.task(name=INGEST_TASK, bind=True, max_retries=None)  # _run_guarded counts retries
@@ -58,16 +62,32 @@ def ingest(self: Task[Any, Any], envelopes: list[dict[str, Any]]) -> None:
 
 
 def _ingest(runtime: Runtime, envelopes: Sequence[Mapping[str, Any]]) -> None:
-    records: list[Delivery] = []
+    per_sink: dict[str, list[Delivery]] = {name: [] for name in runtime.sinks}
+    withheld: list[Receipt] = []
     failures: list[Failure] = []
     for envelope in envelopes:
         outcome = _ingest_logged(envelope)
-        if isinstance(outcome, Parsed):
-            records.append(Delivery(str(envelope["id"]), outcome.record))
-        else:
+        if not isinstance(outcome, Parsed):
             failures.append(outcome)
-    for name in runtime.sinks:
-        _send(name, records)
+            continue
+        message_id, record = str(envelope["id"]), outcome.record
+        decision = route(record, runtime.config)
+        for target in decision.routes:
+            per_sink[target.sink].append(Delivery(message_id, record, target.rule))
+        for target in decision.withheld:
+            withheld.append(
+                Receipt(message_id, target.sink, record.get("reference_id"), "withheld")
+            )
+            log.info(
+                "withheld", message_id=message_id, reference_id=record.get("reference_id"),
+                sink=target.sink, rule=target.rule, classification=record.get("classification"),
+            )  # fmt: skip
+    for name, deliveries in per_sink.items():
+        size = runtime.config.sinks[name].batch_size or runtime.settings.batch_size
+        for start in range(0, len(deliveries), size):
+            _send(name, deliveries[start : start + size])
+    if withheld:
+        runtime.receipts.add_many(withheld)
     _dead_letter(runtime, failures)
 
 
@@ -115,6 +135,9 @@ def _deliver(task: Task[Any, Any], runtime: Runtime, sink: str, batch: list[Deli
     attempt = task.request.retries + 1
     started = time.perf_counter()
     try:
+        if sink not in runtime.sinks:
+            known = ", ".join(runtime.sinks)
+            raise PermanentSinkError(f"no sink {sink!r} in this worker's configuration ({known})")
         outcomes = runtime.sinks[sink].write_batch(batch)
     except PermanentSinkError as exc:
         if len(batch) > 1:  # find the item that cannot be written; the others go through
@@ -208,6 +231,7 @@ def _send(sink: str, deliveries: Sequence[Delivery]) -> None:
             message_id=delivery.message_id,
             reference_id=delivery.record.get("reference_id"),
             sink=sink,
+            rule=delivery.rule,
         )
 
 

@@ -33,6 +33,7 @@ from worker.cli.store import (
     terminal_width,
     write_json,
 )
+from worker.config import load_config
 from worker.settings import redact_url as redact_broker_url
 from worker.storage import DeadLetterStore, redact_url
 
@@ -158,8 +159,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"would replay {_plural(len(due))}: {_by_stage(due)}")
             return 1 if missing else 0
         unconfigured = {x["stage"][5:] for x in due if x["stage"].startswith("sink:")}
-        for sink in sorted(unconfigured - set(settings.sinks)):
-            complain(args, f"warning: sink {sink} is not in CABLE_INGEST_SINKS; no worker reads it")
+        configured = load_config(settings.config_file).sinks
+        for sink in sorted(unconfigured - set(configured)):
+            complain(args, f"warning: no sink {sink} in the configuration; no worker reads it")
         from worker.producer import Producer  # noqa: PLC0415 - imports the app: reads settings
 
         started = datetime.now(UTC)

@@ -9,14 +9,16 @@ import orjson
 from tqdm import tqdm
 
 from worker.app import INTAKE_QUEUE, app, sink_queue
+from worker.config import load_config
 from worker.envelope import IntakeError
 from worker.intake import enqueue_paths
 from worker.logs import configure_logging
 from worker.producer import Producer
 from worker.run import run_job
 from worker.settings import Settings
+from worker.sinks import build_sinks
 from worker.sources import count_hint
-from worker.storage import redact_url, upgrade
+from worker.storage import ReceiptStore, redact_url, upgrade
 
 EMBEDDED_OPTIONS = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
 
@@ -61,7 +63,9 @@ def worker_argv(settings: Settings, queues: str, concurrency: int, loglevel: str
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker on the project's app (it migrates the database at start)."""
     settings = Settings.from_env()
-    queues = args.queues or ",".join([INTAKE_QUEUE, *map(sink_queue, settings.sinks)])
+    config = load_config(settings.config_file)  # a bad file stops here, with the key named
+    build_sinks(config, settings, ReceiptStore(settings.database_url))  # secrets, options
+    queues = args.queues or ",".join([INTAKE_QUEUE, *map(sink_queue, config.sinks)])
     concurrency = args.concurrency or settings.worker_concurrency
     app.worker_main(worker_argv(settings, queues, concurrency, settings.log_level))
     return 0

@@ -11,9 +11,8 @@ from worker.storage import CableStore
 class StorageSink:
     """Writes each batch in one transaction; a redelivered batch changes nothing."""
 
-    name = "storage"
-
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, name: str = "storage") -> None:
+        self.name = name
         self._store = CableStore(database_url)
 
     def write_batch(self, deliveries: Sequence[Delivery]) -> list[str]:
