@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import orjson
 from tqdm import tqdm
 
-from worker.app import INTAKE_QUEUE, app, sink_queue
+from worker.app import INTAKE_QUEUE, app, celery_config, sink_queue
 from worker.config import load_config
 from worker.envelope import IntakeError
 from worker.intake import enqueue_paths
@@ -60,11 +61,21 @@ def worker_argv(settings: Settings, queues: str, concurrency: int, loglevel: str
     return argv
 
 
+def _use_config(path: str | None) -> None:
+    """``--config FILE``: the same as CABLE_INGEST_CONFIG, for this process and its workers."""
+    if path:
+        os.environ["CABLE_INGEST_CONFIG"] = path
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker on the project's app (it migrates the database at start)."""
+    _use_config(args.config)
     settings = Settings.from_env()
     config = load_config(settings.config_file)  # a bad file stops here, with the key named
     build_sinks(config, settings, ReceiptStore(settings.database_url))  # secrets, options
+    app.conf.update(celery_config(settings, config))  # the app was made before --config
+    app.conf["cable_ingest_settings"] = settings
+    app.conf["cable_ingest_config"] = config
     queues = args.queues or ",".join([INTAKE_QUEUE, *map(sink_queue, config.sinks)])
     concurrency = args.concurrency or settings.worker_concurrency
     app.worker_main(worker_argv(settings, queues, concurrency, settings.log_level))
@@ -73,6 +84,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Ingest everything under PATH end to end through worker processes, then summarise."""
+    _use_config(args.config)
     settings = _settings()
     where = (
         f"broker {redact_url(settings.broker_url)}, database {redact_url(settings.database_url)}"
@@ -113,6 +125,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     worker = sub.add_parser("worker", help="run a worker (intake and every sink's queue)")
     worker.add_argument("-Q", "--queues", help="comma-separated queues (default: all)")
     worker.add_argument("-c", "--concurrency", type=int, help="worker processes")
+    worker.add_argument("--config", metavar="FILE", help="sinks and rules (TOML)")
     worker.set_defaults(func=cmd_worker)
 
     run = sub.add_parser("run", help="start workers, ingest PATHs, wait for every outcome")
@@ -125,6 +138,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="give up after this long without progress (s)",
     )
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--config", metavar="FILE", help="sinks and rules (TOML)")
     run.set_defaults(func=cmd_run)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the database tables")
