@@ -6,6 +6,7 @@ Settings are read once from the environment (:mod:`worker.settings`); nothing co
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,15 @@ broker.register()
 def sink_queue(sink: str) -> str:
     """The queue a sink's deliveries wait on."""
     return f"sink.{sink}"
+
+
+PUBLISHED_AT = "published_at"
+"""Message header: when the message was published (Unix time), for the age of a queue."""
+
+
+def publish(celery: Celery, task: str, args: list[Any], queue: str) -> None:
+    """Send one task message to ``queue``, stamped with the time it was published."""
+    celery.send_task(task, args=args, queue=queue, headers={PUBLISHED_AT: time.time()})
 
 
 def prepare_broker(settings: Settings) -> None:

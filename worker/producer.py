@@ -27,6 +27,7 @@ from worker.app import (
     INTAKE_QUEUE,
     create_app,
     prepare_broker,
+    publish,
     sink_queue,
 )
 from worker.envelope import Scalar, check_input, make_envelope
@@ -125,7 +126,7 @@ class Producer:
     def _send_sink(self, sink: str) -> None:
         batch = self._sink_buffers.pop(sink, [])
         if batch:
-            self._app.send_task(DELIVER_TASK, args=[sink, batch], queue=sink_queue(sink))
+            publish(self._app, DELIVER_TASK, [sink, batch], sink_queue(sink))
             self.messages_sent += 1
 
     def flush(self) -> None:
@@ -136,7 +137,7 @@ class Producer:
             return
         self._wait_below_high_water()
         batch, self._buffer = self._buffer, []
-        self._app.send_task(INGEST_TASK, args=[batch], queue=INTAKE_QUEUE)
+        publish(self._app, INGEST_TASK, [batch], INTAKE_QUEUE)
         self.messages_sent += 1
 
     def _wait_below_high_water(self) -> None:

@@ -21,7 +21,7 @@ from celery import Task
 from celery.exceptions import Retry
 
 from worker import pipeline
-from worker.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, app, sink_queue
+from worker.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, app, publish, sink_queue
 from worker.config import Config
 from worker.errors import PermanentSinkError
 from worker.logs import get_logger
@@ -53,7 +53,7 @@ def ingest(self: Task[Any, Any], envelopes: list[dict[str, Any]]) -> None:
 
     def resend_one_by_one() -> None:
         for envelope in envelopes:
-            app.send_task(INGEST_TASK, args=[[envelope]], queue=INTAKE_QUEUE)
+            publish(app, INGEST_TASK, [[envelope]], INTAKE_QUEUE)
 
     _run_guarded(
         self, runtime, len(envelopes), lambda: _ingest(runtime, envelopes), give_up,
@@ -222,9 +222,7 @@ def _give_up_or_retry(
 def _send(sink: str, deliveries: Sequence[Delivery]) -> None:
     if not deliveries:
         return
-    app.send_task(
-        DELIVER_TASK, args=[sink, [d.as_message() for d in deliveries]], queue=sink_queue(sink)
-    )
+    publish(app, DELIVER_TASK, [sink, [d.as_message() for d in deliveries]], sink_queue(sink))
     for delivery in deliveries:
         log.info(
             "routed",
