@@ -23,7 +23,7 @@ from celery.exceptions import Retry
 from worker import pipeline
 from worker.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, app, publish, sink_queue
 from worker.config import Config
-from worker.errors import PermanentSinkError
+from worker.errors import PermanentSinkError, TransientSinkError
 from worker.logs import get_logger
 from worker.pipeline import Failure, Parsed, dead_letter
 from worker.retry import backoff
@@ -190,7 +190,8 @@ def _run_guarded(  # noqa: PLR0917 - the one place both tasks share their policy
         if isinstance(exc, PermanentSinkError) or retries >= runtime.settings.sink_max_retries:
             _give_up_or_retry(task, give_up, exc, queue)
         else:
-            countdown = backoff(retries)
+            wished = exc.retry_after if isinstance(exc, TransientSinkError) else None
+            countdown = wished if wished is not None else backoff(retries)
             log.warning(
                 "retried", task=task.name, attempt=retries + 1, size=size,
                 countdown_s=round(countdown, 3), error_class=type(exc).__name__, reason=str(exc),
