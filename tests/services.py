@@ -7,6 +7,7 @@ skipped with the reason, except in CI (``CI=true``) where that is a failure.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,14 @@ from worker.settings import redact_url
 
 PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_DEFAULT_URL = "redis://127.0.0.1:6379/13"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, read, released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def unavailable(message: str) -> None:

@@ -5,9 +5,12 @@ sent, and a peer that is down or refuses raises the right kind of error without 
 from __future__ import annotations
 
 import http.server
+import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
@@ -15,10 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import paho.mqtt.client as mqtt
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.services import closed_port, redis_db_url, unavailable
 from worker.config import SinkConfig
 from worker.errors import PermanentSinkError, SinkError, TransientSinkError
 from worker.sinks import build_notifier
@@ -39,13 +46,6 @@ class Peer:
     failure: type[SinkError]
     arrived: Callable[[], list[str]]  # the delivery keys the peer holds
     stop: Callable[[], None] = lambda: None
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def _webhook(tmp_path: Path) -> Peer:
@@ -70,7 +70,7 @@ def _webhook(tmp_path: Path) -> Peer:
         server.server_close()
 
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    dead = f"http://127.0.0.1:{_closed_port()}/hook"
+    dead = f"http://127.0.0.1:{closed_port()}/hook"
     return Peer(
         "webhook",
         {"url": url, "secret_env": "CONTRACT_SECRET", "timeout_s": 2},
@@ -112,21 +112,79 @@ def _email(tmp_path: Path) -> Peer:
                     keys.append(orjson.loads(payload)["delivery_key"])
             return "250 OK"
 
-    port = _closed_port()
+    port = closed_port()
     controller = Controller(Collector(), hostname="127.0.0.1", port=port)
     controller.start()
     common = {"starttls": False, "from": "cables@example.org", "to": ["desk@example.org"]}
     return Peer(
         "email",
         {"host": "127.0.0.1", "port": port, **common},
-        {"host": "127.0.0.1", "port": _closed_port(), "timeout_s": 2, **common},
+        {"host": "127.0.0.1", "port": closed_port(), "timeout_s": 2, **common},
         TransientSinkError,
         lambda: list(keys),
         controller.stop,
     )
 
 
-PEERS: dict[str, Callable[[Path], Peer]] = {"webhook": _webhook, "file": _file, "email": _email}
+def _redis_stream(tmp_path: Path) -> Peer:
+    stack = ExitStack()
+    url = stack.enter_context(redis_db_url())
+    client = stack.enter_context(redis.Redis.from_url(url))
+
+    def arrived() -> list[str]:
+        return [fields[b"key"].decode() for _, fields in client.xrange("contract-stream")]
+
+    return Peer(
+        "redis-stream",
+        {"url": url, "stream": "contract-stream"},
+        {"url": f"redis://127.0.0.1:{closed_port()}/0", "stream": "s", "timeout_s": 2},
+        TransientSinkError,
+        arrived,
+        stack.close,
+    )
+
+
+def _mqtt(tmp_path: Path) -> Peer:
+    try:
+        socket.create_connection(("127.0.0.1", 1883), timeout=2).close()
+    except OSError:
+        unavailable("Mosquitto not reachable at 127.0.0.1:1883")
+    prefix = f"contract-{secrets.token_hex(4)}"
+    keys: list[str] = []
+    subscribed = threading.Event()
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, _u, _f, _r, _p: c.subscribe(f"{prefix}/#", qos=1)
+    client.on_subscribe = lambda _c, _u, _m, _r, _p: subscribed.set()
+    client.on_message = lambda _c, _u, m: keys.append(orjson.loads(m.payload)["delivery_key"])
+    client.connect("127.0.0.1", 1883)
+    client.loop_start()
+    assert subscribed.wait(5), "no SUBACK from Mosquitto"
+
+    def arrived() -> list[str]:
+        time.sleep(0.3)  # QoS 1 is acknowledged by the broker, not yet by every subscriber
+        return list(keys)
+
+    def stop() -> None:
+        client.disconnect()
+        client.loop_stop()
+
+    return Peer(
+        "mqtt",
+        {"host": "127.0.0.1", "port": 1883, "topic_prefix": prefix, "timeout_s": 5},
+        {"host": "127.0.0.1", "port": closed_port(), "timeout_s": 2},
+        TransientSinkError,
+        arrived,
+        stop,
+    )
+
+
+PEERS: dict[str, Callable[[Path], Peer]] = {
+    "webhook": _webhook,
+    "file": _file,
+    "email": _email,
+    "redis-stream": _redis_stream,
+    "mqtt": _mqtt,
+}
 
 
 @pytest.fixture(params=sorted(PEERS))

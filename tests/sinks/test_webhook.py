@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import os
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -26,6 +25,7 @@ import orjson
 import pytest
 
 import worker
+from tests.services import closed_port
 from worker.errors import (
     CableIngestError,
     ConfigurationError,
@@ -145,13 +145,6 @@ def make_notifier(
 def notification(minimal_record: dict[str, Any]) -> dict[str, Any]:
     """A notification document for the minimal record."""
     return build_notification(minimal_record, message_id=MESSAGE_ID, sink="hook", rule="all")
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def test_notification_arrives_signed_with_key_and_same_json(
@@ -319,7 +312,7 @@ def test_connection_refused_is_transient(
 ) -> None:
     """Nobody listening on the port raises TransientSinkError (a ConnectError)."""
     with pytest.raises(TransientSinkError, match="ConnectError"):
-        make_notifier(url=f"http://127.0.0.1:{_closed_port()}/hook").send(notification, KEY)
+        make_notifier(url=f"http://127.0.0.1:{closed_port()}/hook").send(notification, KEY)
 
 
 def test_connections_are_reused(
@@ -430,7 +423,7 @@ def test_secret_never_appears_in_errors(
         with pytest.raises(CableIngestError) as caught:
             notifier.send(notification, KEY)
         errors.append(caught.value)
-    refused = make_notifier(url=f"http://127.0.0.1:{_closed_port()}/")
+    refused = make_notifier(url=f"http://127.0.0.1:{closed_port()}/")
     with pytest.raises(CableIngestError) as caught:
         refused.send(notification, KEY)
     errors.append(caught.value)

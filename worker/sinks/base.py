@@ -6,6 +6,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from worker.errors import ConfigurationError, ValidationError
+from worker.validate import validate
+
+
+def check_options(kind: str, name: str, options: Mapping[str, Any]) -> None:
+    """Check a sink's options against ``schemas/sinks/<kind>.schema.json``; raise
+    ConfigurationError naming every key at fault (``sinks.<name>.options.port: …``)."""
+    try:
+        validate(f"sinks/{kind}", options)
+    except ValidationError as exc:
+        where = f"sinks.{name}.options"
+        problems = [f"{where}{_dotted(v.path)}: {v.message}" for v in exc.violations]
+        raise ConfigurationError("; ".join(problems)) from None
+
+
+def _dotted(pointer: str) -> str:
+    """A JSON pointer (``/to/0``) as the TOML key suffix (``.to.0``)."""
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/") if p]
+    return "".join("." + part for part in parts)
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

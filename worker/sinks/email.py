@@ -30,11 +30,10 @@ from typing import Any
 
 import orjson
 
-from worker.errors import ConfigurationError, PermanentSinkError, SinkError, TransientSinkError
-from worker.errors import ValidationError as SchemaError
+from worker.errors import PermanentSinkError, SinkError, TransientSinkError
 from worker.logs import get_logger
 from worker.settings import read_secret
-from worker.validate import validate
+from worker.sinks.base import check_options
 
 log = get_logger("worker.sinks.email")
 MAX_SUBJECT = 150
@@ -270,10 +269,7 @@ class EmailNotifier:
 
 def build(name: str, options: Mapping[str, Any]) -> EmailNotifier:
     """The e-mail notifier of sink ``name``: options checked, the password read (not used yet)."""
-    try:
-        validate("sinks/email", options)
-    except SchemaError as exc:
-        raise ConfigurationError(f"sinks.{name}.options: {exc}") from None
+    check_options("email", name, options)
     password = None
     if options.get("username"):
         env, file = options.get("password_env"), options.get("password_file")

@@ -29,9 +29,8 @@ from typing import Any
 
 import orjson
 
-from worker.errors import ConfigurationError, PermanentSinkError, SinkError, TransientSinkError
-from worker.errors import ValidationError as SchemaError
-from worker.validate import validate
+from worker.errors import PermanentSinkError, SinkError, TransientSinkError
+from worker.sinks.base import check_options
 
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.EINTR})
 """OS errors worth retrying: a full disk or quota, an I/O error, a busy resource."""
@@ -173,10 +172,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def build(name: str, options: Mapping[str, Any]) -> FileNotifier:
     """The file notifier of sink ``name`` (options checked; nothing is created until a send)."""
-    try:
-        validate("sinks/file", options)
-    except SchemaError as exc:
-        raise ConfigurationError(f"sinks.{name}.options: {exc}") from None
+    check_options("file", name, options)
     return FileNotifier(
         name,
         Path(options["directory"]),

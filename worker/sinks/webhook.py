@@ -24,10 +24,9 @@ import orjson
 
 from worker import __version__
 from worker.errors import ConfigurationError, PermanentSinkError, TransientSinkError
-from worker.errors import ValidationError as SchemaError
 from worker.settings import read_secret, redact_url
 from worker.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature_header
-from worker.validate import validate
+from worker.sinks.base import check_options
 
 MAX_RETRY_AFTER_S = 3600.0
 """Longest wait taken from a Retry-After header; a longer one is cut to this."""
@@ -153,22 +152,13 @@ class WebhookNotifier:
             client.close()
 
 
-def _key(path: str) -> str:
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in path.split("/") if p]
-    return "".join("." + part for part in parts)
-
-
 def build(name: str, options: Mapping[str, Any]) -> WebhookNotifier:
     """The webhook notifier of sink ``name``: options checked, secret read, nothing connected.
 
     Raises ConfigurationError naming the key (``sinks.<name>.options.url: …``).
     """
+    check_options("webhook", name, options)
     where = f"sinks.{name}.options"
-    try:
-        validate("sinks/webhook", options)
-    except SchemaError as exc:
-        problems = "; ".join(f"{where}{_key(v.path)}: {v.message}" for v in exc.violations)
-        raise ConfigurationError(problems) from None
     url = str(options["url"])
     try:
         port = httpx.URL(url).port
