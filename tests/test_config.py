@@ -114,3 +114,17 @@ def test_unreadable_and_invalid_toml_are_named(tmp_path: Path) -> None:
     bad.write_text("[sinks\n")
     with pytest.raises(ConfigurationError, match=r"bad\.toml: not valid TOML"):
         load_config(bad)
+
+
+def test_the_readme_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The configuration shown in the README is valid as written (given its two secrets)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "sinks.toml"
+    path.write_text(example, encoding="utf-8")
+    monkeypatch.setenv("ALERTS_HMAC_SECRET", "s3cret")
+    monkeypatch.setenv("DESK_SMTP_PASSWORD", "pa55")
+    config = load_config(path)
+    assert list(config.sinks) == ["storage", "alerts", "desk", "stream", "bus", "drop"]
+    assert [rule.name for rule in config.rules] == ["iran-nuclear", "everything-unclassified"]
+    assert config.sinks["alerts"].max_classification == "CONFIDENTIAL"

@@ -15,7 +15,7 @@ from celery import Celery, signals
 from kombu import Exchange, Queue
 from kombu.serialization import register
 
-from worker import broker, logs
+from worker import broker, health, logs, metrics
 from worker.config import Config, load_config
 from worker.settings import Settings
 from worker.storage import upgrade
@@ -129,10 +129,18 @@ def _setup_logging(**_: object) -> None:
 
 @signals.worker_init.connect
 def _prepare(**_: object) -> None:
-    """Before a worker consumes: the broker's folders exist and the tables are current."""
+    """Before a worker consumes (and forks): the broker's folders exist, the tables are current
+    and the metrics folder is empty and shared by the pool's processes."""
     settings: Settings = app.conf["cable_ingest_settings"]
     prepare_broker(settings)
     upgrade(settings.database_url)
+    metrics.prepare_metrics_dir(metrics.default_metrics_dir(settings))
+
+
+@signals.worker_process_shutdown.connect
+def _process_gone(pid: int | None = None, **_: object) -> None:
+    """A pool child exited: its counters stay in the sums (see :mod:`worker.metrics`)."""
+    metrics.mark_process_dead(pid)
 
 
 @signals.task_prerun.connect
@@ -140,3 +148,9 @@ def _bind_task(task_id: str | None = None, task: Any = None, **_: object) -> Non
     """Every event of a task carries its id and name, and nothing of the task before it."""
     logs.clear()
     logs.bind(task_id=task_id, task=getattr(task, "name", None))
+
+
+@signals.task_postrun.connect
+def _acknowledged(**_: object) -> None:
+    """A task finished (acks are late: its message is acknowledged now); readiness reads it."""
+    health.record_ack(app.conf["cable_ingest_settings"])

@@ -103,12 +103,17 @@ class Settings:
     visibility_timeout: int = 3600
     task_time_limit: int = 300
     config_file: Path | None = None  # sinks and routing rules (TOML); None: storage only
+    metrics_dir: Path | None = None  # the workers' counters; None: var_dir/metrics
+    # while work waits, a worker that acknowledged nothing for this long is not ready
+    ready_window_s: int = 120
     log_format: str = "auto"
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if not self.database_url:
             object.__setattr__(self, "database_url", _default_database_url(self.var_dir))
+        if self.metrics_dir is None:
+            object.__setattr__(self, "metrics_dir", self.var_dir / "metrics")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +136,8 @@ class Settings:
             visibility_timeout=env.get("VISIBILITY_TIMEOUT", _positive, default.visibility_timeout),
             task_time_limit=env.get("TASK_TIME_LIMIT", _positive, default.task_time_limit),
             config_file=env.get("CONFIG", Path, default.config_file),
+            metrics_dir=env.get("METRICS_DIR", Path, None),
+            ready_window_s=env.get("READY_WINDOW_S", _positive, default.ready_window_s),
             log_format=env.get("LOG_FORMAT", _choice(LOG_FORMATS, str.lower), default.log_format),
             log_level=env.get("LOG_LEVEL", _choice(LOG_LEVELS, str.upper), default.log_level),
         )

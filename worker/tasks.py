@@ -20,7 +20,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry
 
-from worker import pipeline
+from worker import metrics, pipeline
 from worker.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, app, publish, sink_queue
 from worker.config import Config
 from worker.errors import PermanentSinkError, TransientSinkError
@@ -65,6 +65,7 @@ def _ingest(runtime: Runtime, envelopes: Sequence[Mapping[str, Any]]) -> None:
     per_sink: dict[str, list[Delivery]] = {name: [] for name in runtime.sinks}
     withheld: list[Receipt] = []
     failures: list[Failure] = []
+    metrics.received(len(envelopes))
     for envelope in envelopes:
         outcome = _ingest_logged(envelope)
         if not isinstance(outcome, Parsed):
@@ -78,6 +79,7 @@ def _ingest(runtime: Runtime, envelopes: Sequence[Mapping[str, Any]]) -> None:
             withheld.append(
                 Receipt(message_id, target.sink, record.get("reference_id"), "withheld")
             )
+            metrics.withheld(target.sink)
             log.info(
                 "withheld", message_id=message_id, reference_id=record.get("reference_id"),
                 sink=target.sink, rule=target.rule, classification=record.get("classification"),
@@ -102,11 +104,15 @@ def _ingest_logged(envelope: Mapping[str, Any]) -> Parsed | Failure:
     if isinstance(record, Failure):
         return record
     parsed = time.perf_counter()
+    metrics.parsed()
+    metrics.observe("parse", parsed - started)
     bound = bound.bind(reference_id=record.get("reference_id"))
     bound.info("parsed", duration_ms=round((parsed - started) * 1000, 3))
     outcome = pipeline.validate(envelope, record)
+    validated = time.perf_counter()
+    metrics.observe("validate", validated - parsed)
     if isinstance(outcome, Parsed):
-        bound.info("validated", duration_ms=round((time.perf_counter() - parsed) * 1000, 3))
+        bound.info("validated", duration_ms=round((validated - parsed) * 1000, 3))
     return outcome
 
 
@@ -148,7 +154,10 @@ def _deliver(task: Task[Any, Any], runtime: Runtime, sink: str, batch: list[Deli
         error = type(exc).__name__
         _sink_failed(runtime, sink, batch, error_class=error, reason=str(exc), attempts=attempt)
         return
-    ms = round((time.perf_counter() - started) * 1000, 3)
+    seconds = time.perf_counter() - started
+    metrics.observe(f"deliver:{sink}", seconds)
+    metrics.sink_outcomes(sink, outcomes, notifies=runtime.config.sinks[sink].notifies)
+    ms = round(seconds * 1000, 3)
     for delivery, outcome in zip(batch, outcomes, strict=True):
         log.info(
             "delivered",
@@ -173,6 +182,8 @@ def _run_guarded(  # noqa: PLR0917 - the one place both tasks share their policy
     """Run ``work`` under the redelivery cap and the retry policy; never raise but Retry."""
     key = f"{task.name}:{task.request.id}"
     redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
+    if redelivered:
+        metrics.redelivered(task.name)
     deliveries = runtime.receipts.count_redelivery(key) if redelivered else 0
     try:
         if deliveries and size > 1:
@@ -249,6 +260,7 @@ def _dead_letter(
     ]
     runtime.dead_letters.add_many(documents)
     for document in documents:
+        metrics.dead_lettered(document["stage"])
         log.warning(
             "dead_lettered",
             message_id=document["message_id"],

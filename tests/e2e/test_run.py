@@ -9,6 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import SAMPLE, Inputs, Runner
@@ -55,14 +58,31 @@ def _check_reconciles(summary: dict[str, Any], inputs: Inputs) -> None:
     assert settled == summary["enqueued"]
 
 
+def _counters(metrics_dir: Path) -> dict[str, float]:
+    """The worker processes' counters (summed over their labels), as Prometheus would scrape."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                totals[sample.name] = totals.get(sample.name, 0) + sample.value
+    return totals
+
+
 def test_every_input_has_one_outcome_and_a_rerun_adds_nothing(
-    run_cli: Runner, inputs: Inputs, services: dict[str, str]
+    run_cli: Runner, inputs: Inputs, services: dict[str, str], tmp_path: Path
 ) -> None:
     """Inputs = rejected + duplicates + stored + dead-lettered, on every broker and database;
-    the text that is no cable is a parse dead letter; running again stores nothing new."""
+    the text that is no cable is a parse dead letter; the workers' metrics agree with the
+    summary; running again stores nothing new."""
     code, first, stderr = run_cli(inputs.paths, batch_size="50", **services)
     assert code == 0, stderr
     _check_reconciles(first, inputs)
+    counted = _counters(tmp_path / "var" / "metrics")
+    assert counted["cable_ingest_cables_received_total"] == first["enqueued"]
+    assert counted["cable_ingest_cables_stored_total"] == sum(first["stored"].values())
+    assert counted["cable_ingest_dead_letters_total"] == sum(first["dead_lettered"].values())
     assert first["dead_lettered"].get("parse: ParseError", 0) >= 1
     assert "rejected (" not in stderr or "empty" in stderr
     database = services["database_url"]

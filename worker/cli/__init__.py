@@ -27,6 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     from . import queue  # noqa: PLC0415
 
     queue.register(sub)
+    from . import observe  # noqa: PLC0415 - imports the Celery app too (see above)
+
+    observe.register(sub)
+    from . import status  # noqa: PLC0415 - imports the Celery app too (see above)
+
+    status.register(sub)
     return parser
 
 

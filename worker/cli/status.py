@@ -1,0 +1,88 @@
+"""``status``: one screen for the operator (queues, workers, throughput, dead letters)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+
+import orjson
+from celery import Celery
+
+from worker.app import create_app
+from worker.logs import configure_logging
+from worker.settings import Settings
+from worker.status import Status, collect_status, render
+
+DEFAULT_WATCH_S = 2.0
+CLEAR = "\x1b[H\x1b[2J"  # cursor home, then clear the screen
+
+
+def _interval(raw: str) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {raw!r}")
+    return seconds
+
+
+def _screen(status: Status, as_json: bool, tty: bool) -> str:
+    if as_json:
+        return orjson.dumps(status.as_dict()).decode() + "\n"
+    width = shutil.get_terminal_size().columns if tty else 0
+    return "\n".join(render(status, width)) + "\n"
+
+
+def _watch(settings: Settings, app: Celery, args: argparse.Namespace, tty: bool) -> int:
+    """Screen after screen: in place on a terminal, else a blank line apart; 0 on Ctrl-C."""
+    first = True
+    try:
+        while True:
+            screen = _screen(collect_status(settings, app), args.json, tty)
+            if tty and not args.json:
+                screen = CLEAR + screen
+            elif not first and not args.json:
+                screen = "\n" + screen
+            sys.stdout.write(screen)
+            sys.stdout.flush()
+            first = False
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the status once, or every ``--watch`` seconds until Ctrl-C."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    app = create_app(settings)
+    tty = sys.stdout.isatty()
+    try:
+        if args.watch is not None:
+            return _watch(settings, app, args, tty)
+        sys.stdout.write(_screen(collect_status(settings, app), args.json, tty))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``status``."""
+    status = sub.add_parser(
+        "status", help="queues, workers, throughput, dead letters and last deliveries"
+    )
+    status.add_argument("--json", action="store_true", help="print one JSON document")
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=_interval,
+        const=DEFAULT_WATCH_S,
+        metavar="SECONDS",
+        help=f"refresh every SECONDS (default {DEFAULT_WATCH_S:g}) until Ctrl-C",
+    )
+    status.set_defaults(func=cmd_status)
