@@ -1,0 +1,1 @@
+"""Tests of the deployment files under deploy/ (compose, Prometheus, Grafana, systemd, Kubernetes)."""
