@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from worker.config import Config, Rule, SinkConfig, parse_config
-from worker.routing import Route, above_clearance, matches, route
+from worker.routing import (
+    Route,
+    above_clearance,
+    effective_rank,
+    matches,
+    portion_rank,
+    rank,
+    route,
+)
 
 
 def _record(**fields: Any) -> dict[str, Any]:
@@ -107,3 +115,26 @@ def test_default_clearance_is_unclassified() -> None:
     )
     assert route(_record(classification="UNCLASSIFIED"), config).routes[-1] == Route("f", "all")
     assert route(_record(classification="UNCLASSIFIED//FOR OFFICIAL USE ONLY"), config).withheld
+
+
+def test_a_paragraph_marked_above_the_banner_raises_the_rank() -> None:
+    """A CONFIDENTIAL banner over an (S/NF) paragraph is SECRET//NOFORN for clearance; markings
+    at or below the banner, and unknown ones, change nothing."""
+    spliced = _record(classification="UNCLASSIFIED", paragraphs=[
+        {"number": 1, "classification": "U", "text": "a"},
+        {"number": 2, "classification": "S/NF", "text": "b"},
+    ])  # fmt: skip
+    assert effective_rank(spliced) == rank("SECRET//NOFORN")
+    assert above_clearance(spliced, "SECRET")
+    assert not above_clearance(spliced, "SECRET//NOFORN")
+    plain = _record(classification="CONFIDENTIAL", paragraphs=[
+        {"number": 1, "classification": "C", "text": "a"},
+        {"number": 2, "classification": "SBU", "text": "b"},
+        {"number": 3, "classification": "XYZ", "text": "c"},
+        {"number": 4, "classification": None, "text": "d"},
+    ])  # fmt: skip
+    assert effective_rank(plain) == rank("CONFIDENTIAL")
+    assert not above_clearance(plain, "CONFIDENTIAL")
+    assert portion_rank("U//FOUO") == rank("UNCLASSIFIED")
+    assert portion_rank("C//NF") == rank("CONFIDENTIAL//NOFORN")
+    assert portion_rank("TS") == rank("TOP SECRET")

@@ -5,7 +5,9 @@ matches (the first such rule, in file order, is the one its notification carries
 record is above the sink's clearance (``max_classification``): then it is withheld, whatever
 the rules say. The classification is the parsed one, from the cable's own text; producer
 metadata never enters a record, so it cannot lower a cable below a sink's clearance. A record
-whose classification is unknown ranks above every clearance.
+whose classification is unknown ranks above every clearance, and one with a paragraph marked
+above its banner (a body spliced in from another cable, a mis-marked banner) ranks at that
+paragraph's level: ``(S/NF)`` in a cable marked CONFIDENTIAL makes it SECRET//NOFORN here.
 """
 
 from __future__ import annotations
@@ -46,9 +48,35 @@ def rank(classification: object) -> int:
         return UNKNOWN_RANK
 
 
+_PORTION_LEVELS = {"U": "UNCLASSIFIED", "SBU": "UNCLASSIFIED", "C": "CONFIDENTIAL", "S": "SECRET"}
+_PORTION_LEVELS |= {"TS": "TOP SECRET"}
+
+
+def portion_rank(marking: object) -> int:
+    """Rank of a paragraph marking: ``C`` CONFIDENTIAL, ``S/NF`` SECRET//NOFORN, ``U//FOUO``
+    and ``SBU`` at their unclassified level; an unknown marking counts as UNCLASSIFIED."""
+    if not isinstance(marking, str) or not marking:
+        return 0
+    level, _, rest = marking.upper().partition("/")
+    name = _PORTION_LEVELS.get(level)
+    if name is None:
+        return 0
+    if "NF" in rest.replace("/", " ").split() and name != "UNCLASSIFIED":
+        name += "//NOFORN"
+    return rank(name)
+
+
+def effective_rank(record: Mapping[str, Any]) -> int:
+    """The record's rank for clearance: its classification, or its highest paragraph marking
+    when that is higher."""
+    paragraphs = record.get("paragraphs") or ()
+    portions = (p.get("classification") for p in paragraphs if isinstance(p, Mapping))
+    return max(rank(record.get("classification")), *map(portion_rank, portions), 0)
+
+
 def above_clearance(record: Mapping[str, Any], clearance: str) -> bool:
     """True when ``record`` may not go to a sink cleared up to ``clearance``."""
-    return rank(record.get("classification")) > rank(clearance)
+    return effective_rank(record) > rank(clearance)
 
 
 @functools.lru_cache(maxsize=256)

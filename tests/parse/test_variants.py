@@ -158,6 +158,29 @@ def test_spliced_body_keeps_header_identity() -> None:
     assert "header_body_mismatch" in warning_codes(record)
 
 
+def test_spliced_body_lends_no_caveats() -> None:
+    """The NOFORN under another cable's classification line is that cable's caveat."""
+    record = parsed(cable("S E C R E T SECTION 01 OF 04 MOSCOW 005154", between="\nNOFORN\n"))
+    assert record["classification"] == "CONFIDENTIAL"
+    own = parsed(cable(between="\nNOFORN\n"))
+    assert own["classification"] == "CONFIDENTIAL//NOFORN"
+
+
+def test_class_line_of_another_station_without_de_line_is_flagged() -> None:
+    """With no DE line to decide, a class line naming another post than FM is reported; the
+    same post spelled differently (SECSTATE / STATE, RPO DUBAI) is not."""
+    bare = "R 272120Z FEB 09\nFM USINT HAVANA\nTO SECSTATE WASHDC 4178\n\n"
+    record = parsed(cable("C O N F I D E N T I A L MOSCOW 000512", header=bare))
+    assert "station_mismatch" in warning_codes(record)
+    assert record["reference_id"] == "09MOSCOW512"
+    state = bare.replace("FM USINT HAVANA", "FM SECSTATE WASHDC")
+    record = parsed(cable("C O N F I D E N T I A L STATE 000512", header=state))
+    assert "station_mismatch" not in warning_codes(record)
+    dubai = bare.replace("FM USINT HAVANA", "FM RPO DUBAI")
+    record = parsed(cable("C O N F I D E N T I A L RPO DUBAI 000049", header=dubai))
+    assert "station_mismatch" not in warning_codes(record)
+
+
 def test_missing_class_line_uses_security_line() -> None:
     """Without a classification line the security line gives the level."""
     text = HEADER.replace("CCCCC", "SSSSS") + BODY

@@ -149,9 +149,17 @@ def _locate(lines: list[str], warn: _Warnings) -> tuple[Header, ClassLine | None
         warn.add(
             "header_body_mismatch",
             f"the body belongs to {cls.station} {cls.serial}, not to the cable the routing "
-            f"header names ({header.fm}): identity and classification taken from the header",
+            f"header names ({header.fm}): identity and classification (level from the "
+            "security line, no caveats) taken from the header",
         )
         cls = ClassLine(security, None, None, None, []) if security else None
+    elif _foreign_station(cls, header):
+        warn.add(
+            "station_mismatch",
+            f"the classification line names {cls.station} {cls.serial} but the FM line "
+            f"{header.fm}, and no DE line says which is right: identity taken from the "
+            "classification line",
+        )
     start = (located[0] + 1) if located else _header_end(lines, routing_start)
     return header, cls, start, cover
 
@@ -241,7 +249,9 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
     declass_date = fields.declassify_on(declassification) if declassification else None
     date, year = _date_and_year(header, lines, declass_date, warn)
     reference_id, station = _reference_id(cls, header, year, cover.serial)
-    caveats = _caveats(cls, pre.caveats)
+    # a body spliced in from another cable brings that cable's caveats (NOFORN …), not ours
+    spliced = any(w["code"] == "header_body_mismatch" for w in warn)
+    caveats = _caveats(cls, [] if spliced else pre.caveats)
     covered = {"tags": cover.tags, "subject": cover.subject}
     tags, subject = _tags_and_subject(
         {**{k: v for k, v in covered.items() if v}, **pre.fields}, warn
@@ -319,6 +329,18 @@ def _spliced(cls: ClassLine, header: Header) -> bool:
     return (
         not same_station and int(de_serial) != cls.serial and set(cls.station) - {"X", " "} != set()
     )
+
+
+def _foreign_station(cls: ClassLine, header: Header) -> bool:
+    """True when, with no DE line to decide, the class line names a station that is not the
+    FM line's (``MOSCOW`` under ``FM USINT HAVANA``; ``STATE`` under ``SECSTATE`` is the same)."""
+    if (header.routing or {}).get("serial") or not (header.fm and cls.station):
+        return False
+    station = _NON_LETTERS.sub("", cls.station.upper())
+    if not station.strip("X"):
+        return False  # redacted
+    fm = _NON_LETTERS.sub("", header.fm.upper())
+    return not (fm.endswith(station) or _NON_LETTERS.sub("", _fm_station(header.fm)) == station)
 
 
 _YEAR = re.compile(r"\b(19[6-9]\d|20[0-2]\d)\b")
