@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck eval bench check clean
+.PHONY: install run test lint typecheck eval bench bench-soak check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create the virtualenv and install the project with its dev tools
 
-CABLES ?= $(firstword $(wildcard ../shared/cables/corpus) tests/fixtures)
+# The dev corpus when present; else 1,000 distinct cables renumbered from the project's sample.
+GENERATED := var/generated
+CABLES ?= $(firstword $(wildcard ../shared/cables/corpus) $(GENERATED))
 
 run: $(STAMP)  ## the main job: ingest $(CABLES) end to end (embedded broker, SQLite under var/)
+	@if [ "$(CABLES)" = "$(GENERATED)" ] && [ ! -d $(GENERATED) ]; then \
+	  $(BIN)/cable-ingest generate $(GENERATED) --count 1000 --from tests/fixtures; fi
 	$(BIN)/cable-ingest run $(CABLES)
 
 test: $(STAMP)  ## the test suite (real cables from ../shared/cables when present)
@@ -31,9 +35,15 @@ typecheck: $(STAMP)
 eval: $(STAMP)  ## parser accuracy against manifest.tsv
 	$(BIN)/python -m bench.eval_parser
 
-bench: $(STAMP)  ## throughput figures, with baselines measured in the same run
+BENCH_ARGS ?= --cables 10000 --runs 3
+
+bench: $(STAMP)  ## throughput figures, with baselines measured in the same run (Redis, PostgreSQL)
 	$(BIN)/python -m bench.parse_speed
 	$(BIN)/python -m bench.validators
+	$(BIN)/python -m bench.pipeline $(BENCH_ARGS)
+
+bench-soak: $(STAMP)  ## worker memory over a 250,000-cable run on Redis + SQLite
+	$(BIN)/python -m bench.pipeline --only none --soak 250000
 
 check: lint typecheck test
 

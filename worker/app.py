@@ -63,6 +63,11 @@ def celery_config(settings: Settings, config: Config) -> dict[str, Any]:
     if settings.broker_url.startswith("filesystem:"):
         # the virtual transports poll; the default second would dominate small runs
         transport_options["polling_interval"] = FILESYSTEM_POLLING_S
+    else:
+        # kombu base64-encodes every body by default: a third more bytes, and decoding in the
+        # worker's main process. Our bodies are JSON text already (make bench: no-op task on
+        # Redis 5,222 -> 6,115 cables/s in batches of 100)
+        transport_options["body_encoding"] = "utf-8"
     return {
         "broker_url": settings.broker_url,
         "broker_transport_options": transport_options,

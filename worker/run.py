@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,12 +85,16 @@ class RunSummary:
         return lines
 
 
-def start_workers(config: Config, concurrency: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start ``cable-ingest worker`` as a child process consuming intake and every sink."""
+def start_workers(
+    config: Config, concurrency: int, log: IO[bytes], env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``cable-ingest worker`` as a child process consuming intake and every sink, with
+    this process's environment (or ``env``)."""
     queues = ",".join([INTAKE_QUEUE, *(sink_queue(sink) for sink in config.sinks)])
     command = [sys.executable, "-m", "worker", "worker", "--queues", queues]
     command += ["--concurrency", str(concurrency)]
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    environ = dict(os.environ if env is None else env)
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environ)
 
 
 def stop_workers(process: subprocess.Popen[bytes]) -> None:

@@ -1,6 +1,7 @@
 """The ``cable-ingest`` command line: one subcommand per job, each a thin call into the core.
 
-Each module of this package registers its subcommands: :mod:`.parse` (``parse``, ``validate``).
+Each module of this package registers its subcommands: :mod:`.parse` (``parse``, ``validate``),
+:mod:`.generate`, :mod:`.store`, :mod:`.queue`, :mod:`.observe`, :mod:`.status`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from worker import __version__
 from worker.errors import CableIngestError
 
-from . import parse, store
+from . import generate, parse, store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     parse.register(sub)
+    generate.register(sub)
     store.register(sub)
     # the queue commands import the Celery app, which reads the settings: a bad variable
     # must come out as a one-line error from main(), not as a traceback at import

@@ -1,0 +1,28 @@
+"""`make bench` keeps working: the pipeline benchmark on a few hundred cables prints its rows
+(figures are not checked: tests never assert on time)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import pipeline
+from tests.services import redis_db_url
+
+
+def test_pipeline_benchmark_prints_every_row(capsys: pytest.CaptureFixture[str]) -> None:
+    """The no-op baseline and the labelled end-to-end row, with latency, memory and CPU, and
+    the steady-load and ratio lines that follow it."""
+    with redis_db_url():  # skips, or fails in CI, without Redis
+        pass
+    only = "parse,no-op task redis,end-to-end redis+sqlite"
+    assert pipeline.main(["--cables", "300", "--runs", "1", "--only", only]) == 0
+    out = capsys.readouterr().out
+    assert "parse+validate, one core" in out
+    assert "no-op task redis" in out
+    row = next(line for line in out.splitlines() if "end-to-end redis+sqlite " in line)
+    assert "cables/s" in row
+    assert "p99" in row
+    assert "peak RSS" in row
+    assert "worker CPU" in row
+    assert "steady load redis+sqlite" in out
+    assert "end-to-end redis+sqlite / (2 x one-core parse+validate)" in out
