@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck eval bench bench-soak check clean
+.PHONY: install run test lint typecheck eval bench bench-soak chaos fuzz check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ bench: $(STAMP)  ## throughput figures, with baselines measured in the same run 
 
 bench-soak: $(STAMP)  ## worker memory over a 250,000-cable run on Redis + SQLite
 	$(BIN)/python -m bench.pipeline --only none --soak 250000
+
+chaos: $(STAMP)  ## fault injection and hostile input on real processes; one reconciled row each
+	$(BIN)/python -m chaos
+
+FUZZ_SECONDS ?= 60
+
+fuzz: $(STAMP)  ## coverage-guided fuzzing of the parser (atheris) for FUZZ_SECONDS
+	mkdir -p var/fuzz && cp -n tests/fixtures/*.txt var/fuzz/
+	$(BIN)/python -m chaos.fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 var/fuzz
 
 check: lint typecheck test
 

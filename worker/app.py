@@ -25,6 +25,12 @@ INGEST_TASK = "cable_ingest.ingest"
 DELIVER_TASK = "cable_ingest.deliver"
 INTAKE_QUEUE = "intake"
 FILESYSTEM_POLLING_S = 0.05
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 25,
+    "interval_start": 0.2,
+    "interval_step": 0.5,
+    "interval_max": 3.0,
+}
 
 
 def _dumps(value: object) -> str:
@@ -87,6 +93,10 @@ def celery_config(settings: Settings, config: Config) -> dict[str, Any]:
         # a task still running when the broker connection drops is cancelled, not acked late
         # on a connection that no longer owns its message (which would double the work)
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # a publish (producer, or a task's fan-out) rides out a broker restart: retried for
+        # about a minute (0.2 s, then 0.5 s more each time, at most 3 s apart), then it fails
+        "task_publish_retry": True,
+        "task_publish_retry_policy": PUBLISH_RETRY_POLICY,
         # a broker that is down at start-up is retried, explicitly and without end
         "broker_connection_retry_on_startup": True,
         "broker_connection_retry": True,

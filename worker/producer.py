@@ -25,6 +25,7 @@ from worker.app import (
     DELIVER_TASK,
     INGEST_TASK,
     INTAKE_QUEUE,
+    PUBLISH_RETRY_POLICY,
     create_app,
     prepare_broker,
     publish,
@@ -124,25 +125,30 @@ class Producer:
             self._send_sink(sink)
 
     def _send_sink(self, sink: str) -> None:
-        batch = self._sink_buffers.pop(sink, [])
+        batch = self._sink_buffers.get(sink)
         if batch:
             publish(self._app, DELIVER_TASK, [sink, batch], sink_queue(sink))
             self.messages_sent += 1
+        self._sink_buffers.pop(sink, None)  # only once sent: a failed send keeps its batch
 
     def flush(self) -> None:
-        """Send what is buffered now."""
+        """Send what is buffered now. If the broker stays away longer than the publish retry
+        policy (about a minute), this raises and the envelopes stay buffered: calling
+        ``flush`` again sends them."""
         for sink in list(self._sink_buffers):
             self._send_sink(sink)
         if not self._buffer:
             return
         self._wait_below_high_water()
-        batch, self._buffer = self._buffer, []
-        publish(self._app, INGEST_TASK, [batch], INTAKE_QUEUE)
+        publish(self._app, INGEST_TASK, [self._buffer], INTAKE_QUEUE)
+        self._buffer = []
         self.messages_sent += 1
 
     def _wait_below_high_water(self) -> None:
         mark = self.settings.high_water_mark
-        depth = queue_depth(self._app, INTAKE_QUEUE) * self.settings.batch_size
+        depth = (
+            queue_depth(self._app, INTAKE_QUEUE, PUBLISH_RETRY_POLICY) * self.settings.batch_size
+        )
         if depth < mark:
             return
         started = time.monotonic()
@@ -151,7 +157,10 @@ class Producer:
             if self._on_wait is not None:
                 self._on_wait(depth)
             time.sleep(POLL_S)
-            depth = queue_depth(self._app, INTAKE_QUEUE) * self.settings.batch_size
+            depth = (
+                queue_depth(self._app, INTAKE_QUEUE, PUBLISH_RETRY_POLICY)
+                * self.settings.batch_size
+            )
         waited = time.monotonic() - started
         self.seconds_waited += waited
         log.info(

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 from celery import Celery
-from kombu.exceptions import ChannelError
+from kombu.exceptions import ChannelError, OperationalError
+from kombu.utils.functional import retry_over_time
 
 
-def queue_depth(app: Celery, queue: str) -> int:
-    """Messages waiting on ``queue`` (all Redis priority levels); 0 when it does not exist."""
+def queue_depth(app: Celery, queue: str, retry_policy: Mapping[str, float] | None = None) -> int:
+    """Messages waiting on ``queue`` (all Redis priority levels); 0 when it does not exist.
+    With ``retry_policy`` (``max_retries``, ``interval_start``, ``interval_step``,
+    ``interval_max``) a broker that is away, or goes away mid-read, is waited for."""
+    if retry_policy is None:
+        return _depth(app, queue)
+    with app.connection_for_read() as connection:
+        errors: tuple[type[BaseException], ...] = (OperationalError,)
+        errors += tuple(connection.connection_errors)
+    depth: int = retry_over_time(_depth, errors, args=(app, queue), **cast("Any", retry_policy))
+    return depth
+
+
+def _depth(app: Celery, queue: str) -> int:
     with app.connection_for_read() as connection:
         channel = cast(Any, connection.default_channel)  # the stubs lack queue_declare
         try:

@@ -46,9 +46,7 @@ def test_any_text_is_a_record_or_a_parse_error(text: str) -> None:
     _outcome(text)
 
 
-_LINE = st.sampled_from(SAMPLE_LINES) | st.text(
-    st.characters(codec="utf-8"), max_size=120
-)
+_LINE = st.sampled_from(SAMPLE_LINES) | st.text(st.characters(codec="utf-8"), max_size=120)
 
 
 @st.composite

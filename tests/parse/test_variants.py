@@ -358,3 +358,27 @@ def test_paragraph_number_glued_to_marking() -> None:
         (2, "C"),
     ]
     assert record["summary"] == "All is well."
+
+
+@pytest.mark.parametrize("line", ["SECTION 00 OF 02", "SECTION 03 OF 02", "SECTION 01 OF 00"])
+def test_impossible_section_is_left_out_with_a_warning(line: str) -> None:
+    """A section number of 0, or above the total, cannot be (found by make fuzz)."""
+    record = parsed(cable(f"C O N F I D E N T I A L {line} ALMATY 000598"))
+    assert record["section"] is None
+    assert "impossible_section" in warning_codes(record)
+    assert record["reference_id"] == "06ALMATY598"
+
+
+def test_station_without_letters_is_a_parse_error() -> None:
+    """A garbled FM line whose post has no letters cannot name the cable (found by make fuzz)."""
+    header = HEADER.replace("FM AMEMBASSY ALMATY", "FM AMEMBITY 1503")
+    with pytest.raises(ParseError, match="holds no letters"):
+        parse_cable(cable("C O N F I D E N T I A L 000598", header=header))
+
+
+def test_impossible_julian_day_is_left_out() -> None:
+    """Day 417 of a year on the DE line is garbled: no day, the rest parsed (make fuzz)."""
+    record = parsed(cable(header=HEADER.replace("#0598/01 0451133", "#0598/01 4171133")))
+    assert record["routing"]["julian_day"] is None
+    assert record["routing"]["time"] == "1133"
+    assert record["reference_id"] == "06ALMATY598"

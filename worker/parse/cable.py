@@ -252,6 +252,7 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
     # a body spliced in from another cable brings that cable's caveats (NOFORN …), not ours
     spliced = any(w["code"] == "header_body_mismatch" for w in warn)
     caveats = _caveats(cls, [] if spliced else pre.caveats)
+    section = _section(cls, warn)
     covered = {"tags": cover.tags, "subject": cover.subject}
     tags, subject = _tags_and_subject(
         {**{k: v for k, v in covered.items() if v}, **pre.fields}, warn
@@ -267,7 +268,7 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
         "fm": header.fm,
         "classification": published(cls.level, caveats) if cls else None,
         "caveats": caveats,
-        "section": cls.section if cls else None,
+        "section": section,
         "routing": header.routing,
         "to": header.to,
         "info": header.info,
@@ -286,6 +287,18 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
     if source_file is not None:
         record["source_file"] = source_file
     return record
+
+
+def _section(cls: ClassLine | None, warn: _Warnings) -> dict[str, int] | None:
+    """``SECTION n OF m`` when it can be true (1 <= n <= m); else left out, with a warning."""
+    section = cls.section if cls else None
+    if section is None or 1 <= section["number"] <= section["total"]:
+        return section
+    warn.add(
+        "impossible_section",
+        f"'SECTION {section['number']} OF {section['total']}' cannot be; section left out",
+    )
+    return None
 
 
 def _fm_station(fm: str) -> str:
@@ -317,6 +330,14 @@ def _reference_id(
             "no date line and no declassification date to infer the year from"
         )
     key = _NON_LETTERS.sub("", station.upper())
+    if not key and header.fm:  # a station of digits only (garbled): the FM line's post
+        station = _fm_station(header.fm)
+        key = _NON_LETTERS.sub("", station.upper())
+    if not key:
+        raise ParseError(
+            f"not a cable: the station {station!r} holds no letters, so serial {serial} "
+            "identifies nothing"
+        )
     return f"{year % 100:02d}{key}{serial}", station
 
 

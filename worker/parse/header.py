@@ -107,7 +107,9 @@ def _routing_line(line: str, routing: dict[str, Any]) -> bool:
     if (m := _TRANSMISSION.match(line)) and routing["transmission_id"] is None:
         routing["transmission_id"] = m[1]
     elif (m := _DE.match(line)) and routing["station"] is None:
-        routing.update(station=m[1], serial=m[2], julian_day=int(m[4][:3]), time=m[5])
+        day = int(m[4])  # a day of the year; a garbled one (000, 417) is left out
+        routing.update(station=m[1], serial=m[2], julian_day=day if 1 <= day <= 366 else None)
+        routing["time"] = m[5]
         routing["section"] = int(m[3]) if m[3] else None
     elif (m := _SECURITY.match(line)) and routing["security"] is None:
         routing["security"] = m[1]

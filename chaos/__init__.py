@@ -1,0 +1,1 @@
+"""`make chaos`: fault injection and hostile input against real processes, exactly reconciled."""
