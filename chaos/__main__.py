@@ -46,7 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"    {note}")
         if row.outcome.lost:
             print(f"    LOST: {', '.join(row.outcome.lost[:5])}")
-        failed = failed or bool(row.outcome.lost) or row.outcome.duplicated > 0
+        for failure in row.outcome.failures:
+            print(f"    FAILED: {failure}")
+        failed = failed or bool(row.outcome.lost or row.outcome.failures)
+        failed = failed or row.outcome.duplicated > 0
     return 1 if failed else 0
 
 

@@ -256,6 +256,7 @@ class Outcome:
     lost: list[str] = field(default_factory=list)
     duplicated: int = 0
     notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # checks of the scenario that failed
 
 
 def outcomes(
@@ -303,10 +304,17 @@ def wait_for_outcomes(
         time.sleep(POLL_S)
 
 
-def reconcile(database_url: str, sent: Sequence[str], notify: str | None = None) -> Outcome:
-    """sent = stored + dead-lettered, exactly; ``duplicated`` counts rows written twice: a
-    second revision of a cable (every cable a scenario sends is distinct) or more cable rows
-    than stored messages. With a notification sink, how many it withheld."""
+def reconcile(
+    database_url: str,
+    sent: Sequence[str],
+    notify: str | None = None,
+    *,
+    revisions_expected: bool = False,
+) -> Outcome:
+    """sent = stored + dead-lettered, exactly; ``duplicated`` counts rows written twice: more
+    cable rows than stored messages, or (unless ``revisions_expected``: the inputs share
+    reference ids) a second revision of a cable, since every cable a scenario sends is
+    distinct. With a notification sink, how many it withheld."""
     stored, dead, _ = outcomes(database_url, sent, notify)
     outcome = Outcome(len(sent), len(stored), len(dead - stored))
     outcome.lost = sorted(set(sent) - stored - dead)
@@ -317,7 +325,9 @@ def reconcile(database_url: str, sent: Sequence[str], notify: str | None = None)
             rows = conn.execute(text("SELECT count(*) FROM cables")).scalar_one()
     finally:
         engine.dispose()
-    outcome.duplicated = int(revisions) + max(0, int(rows) - len(stored))
+    outcome.duplicated = max(0, int(rows) - len(stored))
+    if not revisions_expected:
+        outcome.duplicated += int(revisions)
     if notify is not None:
         receipts = ReceiptStore(database_url)
         try:

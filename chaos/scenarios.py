@@ -8,7 +8,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,200 +62,190 @@ def _enqueue(settings: Settings, texts: Iterator[str], sent: list[str] | None = 
     return sent
 
 
-def _setup(folder: Path, broker_url: str, **extra: str) -> tuple[dict[str, str], Settings]:
-    env = environment(folder, broker_url=broker_url, **extra)
-    settings = Settings.from_env(env)
-    upgrade(settings.database_url)
-    return env, settings
+@dataclass
+class Stage:
+    """One scenario's world: its folder, its own Redis, settings, and a running worker."""
+
+    folder: Path
+    server: RedisServer
+    env: dict[str, str]
+    settings: Settings
+    workers: Workers
+
+
+@contextlib.contextmanager
+def _stage(
+    name: str, *, plugins: Sequence[str] = (), config: str = "", **settings: str
+) -> Iterator[Stage]:
+    """A scratch folder, a redis-server of its own, migrated storage and a running worker
+    (visibility timeout 10 s unless given; ``config``: a sinks file's text)."""
+    with scratch(name) as folder:
+        server = RedisServer(folder)
+        server.start()
+        try:
+            if config:
+                (folder / "sinks.toml").write_text(config, encoding="utf-8")
+                settings["config"] = str(folder / "sinks.toml")
+            settings.setdefault("visibility_timeout", "10")
+            env = environment(folder, broker_url=server.url, **settings)
+            values = Settings.from_env(env)
+            upgrade(values.database_url)
+            workers = Workers(env, folder / "worker.log", plugins=plugins)
+            workers.start()
+            try:
+                yield Stage(folder, server, env, values, workers)
+            finally:
+                workers.stop()
+        finally:
+            server.stop()
+
+
+def _settle(stage: Stage, sent: list[str], since: float, notify: str | None = None) -> float:
+    """Wait for every outcome; seconds from ``since`` (monotonic) until then."""
+    done = wait_for_outcomes(stage.settings.database_url, sent, notify=notify, alive=stage.workers)
+    return done - since
 
 
 def kill_workers() -> Row:
     """kill -9 of a pool process, three times, then of the whole worker; twice over, while
     6,000 cables go through. Messages of a killed worker come back after the visibility
     timeout (10 s here)."""
-    with scratch("kill") as folder:
-        server = RedisServer(folder)
-        server.start()
-        env, settings = _setup(folder, server.url, visibility_timeout="10")
-        workers = Workers(env, folder / "worker.log")
-        workers.start()
-        try:
-            sent = _enqueue(settings, cables(6_000))
-            for _ in range(2):
-                for _ in range(3):
-                    time.sleep(1.5)
-                    workers.kill_child()
+    with _stage("kill") as stage:
+        sent = _enqueue(stage.settings, cables(6_000))
+        for _ in range(2):
+            for _ in range(3):
                 time.sleep(1.5)
-                workers.kill_all()
-                time.sleep(1.0)
-                workers.start()
-            calm = time.monotonic()
-            done = wait_for_outcomes(settings.database_url, sent, alive=workers)
-            return Row("kill -9 worker child x6, whole worker x2", reconcile(
-                settings.database_url, sent), done - calm)  # fmt: skip
-        finally:
-            workers.stop()
-            server.stop()
+                stage.workers.kill_child()
+            time.sleep(1.5)
+            stage.workers.kill_all()
+            time.sleep(1.0)
+            stage.workers.start()
+        recovered = _settle(stage, sent, time.monotonic())
+        outcome = reconcile(stage.settings.database_url, sent)
+        return Row("kill -9 worker child x6, whole worker x2", outcome, recovered)
 
 
 def restart_redis() -> Row:
     """Redis shut down and started again mid-run while the producer is still sending; the
-    workers reconnect and resume, and readiness says so."""
-    with scratch("redis") as folder:
-        server = RedisServer(folder)
-        server.start()
-        env, settings = _setup(folder, server.url, visibility_timeout="10")
-        workers = Workers(env, folder / "worker.log")
-        workers.start()
+    workers reconnect and resume; readiness is down during the outage and up after it."""
+    with _stage("redis") as stage:
         sent: list[str] = []
         producing = threading.Thread(
-            target=lambda: _enqueue(settings, _paced(cables(4_000), 800), sent)
+            target=lambda: _enqueue(stage.settings, _paced(cables(4_000), 800), sent)
         )
-        try:
-            producing.start()
-            time.sleep(2.0)
-            server.stop()
-            time.sleep(3.0)
-            server.start()
-            calm = time.monotonic()
-            producing.join()
-            done = wait_for_outcomes(settings.database_url, sent, alive=workers)
-            outcome = reconcile(settings.database_url, sent)
-            health = check_health(settings)
-            if not health.ready:
-                outcome.notes.append("not ready after recovery: " + "; ".join(health.reasons))
-            return Row("Redis restarted mid-run", outcome, done - calm)
-        finally:
-            workers.stop()
-            server.stop()
+        producing.start()
+        time.sleep(2.0)
+        stage.server.stop()
+        time.sleep(1.0)
+        during = check_health(stage.settings)
+        time.sleep(2.0)
+        stage.server.start()
+        calm = time.monotonic()
+        producing.join()
+        recovered = _settle(stage, sent, calm)
+        outcome = reconcile(stage.settings.database_url, sent)
+        after = check_health(stage.settings)
+        if during.ready:
+            outcome.failures.append("readiness said ready while Redis was down")
+        else:
+            outcome.notes.append(f"not ready during the outage: {during.reasons[0][:100]}")
+        if not after.ready:
+            outcome.failures.append("not ready after recovery: " + "; ".join(after.reasons))
+        return Row("Redis restarted mid-run", outcome, recovered)
 
 
 def stop_postgres() -> Row:
     """PostgreSQL (storage and dead letters) stopped for 30 s mid-run: deliveries retry with
     backoff, then drain."""
-    with scratch("postgres") as folder:
-        server, database = RedisServer(folder), PostgresCluster(folder / "pg")
-        server.start()
+    with scratch("postgres-cluster") as cluster:
+        database = PostgresCluster(cluster)
         database.start()
-        env, settings = _setup(
-            folder, server.url, database_url=database.url, visibility_timeout="10"
-        )
-        workers = Workers(env, folder / "worker.log")
-        workers.start()
         try:
-            sent = _enqueue(settings, cables(3_000))
-            time.sleep(1.5)
-            database.stop()
-            time.sleep(30)
-            database.start()
-            calm = time.monotonic()
-            done = wait_for_outcomes(settings.database_url, sent, alive=workers)
-            return Row("PostgreSQL stopped for 30 s", reconcile(settings.database_url, sent),
-                       done - calm)  # fmt: skip
+            with _stage("postgres", database_url=database.url) as stage:
+                sent = _enqueue(stage.settings, cables(3_000))
+                time.sleep(1.5)
+                database.stop()
+                time.sleep(30)
+                database.start()
+                recovered = _settle(stage, sent, time.monotonic())
+                outcome = reconcile(stage.settings.database_url, sent)
+                return Row("PostgreSQL stopped for 30 s", outcome, recovered)
         finally:
-            workers.stop()
             database.stop()
-            server.stop()
 
 
 def break_webhook() -> Row:
     """The webhook peer answers 500 for 8 s, then hangs past the sink's timeout for 8 s, then
     recovers; storage is not held up, and every notification arrives once (or is withheld
     above the sink's clearance)."""
-    with scratch("webhook") as folder:
-        server, receiver = RedisServer(folder), Receiver()
-        server.start()
-        config = folder / "sinks.toml"
-        config.write_text(
-            '[sinks.hook]\ntype = "webhook"\nmax_classification = "CONFIDENTIAL"\n'
-            f'options = {{ url = "{receiver.url}", secret_env = "CHAOS_HOOK_SECRET",'
-            " timeout_s = 1 }\n"
-            '[[rules]]\nname = "everything"\nsinks = ["hook"]\n',
-            encoding="utf-8",
-        )
-        env, settings = _setup(folder, server.url, config=str(config), visibility_timeout="10")
-        env["CHAOS_HOOK_SECRET"] = os.environ["CHAOS_HOOK_SECRET"] = "chaos-secret"
-        workers = Workers(env, folder / "worker.log")
-        workers.start()
-        try:
+    receiver = Receiver()
+    os.environ["CHAOS_HOOK_SECRET"] = "chaos-secret"  # the workers inherit it
+    config = (
+        '[sinks.hook]\ntype = "webhook"\nmax_classification = "CONFIDENTIAL"\n'
+        f'options = {{ url = "{receiver.url}", secret_env = "CHAOS_HOOK_SECRET", timeout_s = 1 }}\n'
+        '[[rules]]\nname = "everything"\nsinks = ["hook"]\n'
+    )
+    try:
+        with _stage("webhook", config=config) as stage:
             receiver.mode = "fail"
-            sent = _enqueue(settings, cables(1_000))
+            sent = _enqueue(stage.settings, cables(1_000))
             time.sleep(8)
             receiver.mode = "hang"
             time.sleep(8)
             receiver.mode = "ok"
-            calm = time.monotonic()
-            done = wait_for_outcomes(settings.database_url, sent, notify="hook", alive=workers)
-            outcome = reconcile(settings.database_url, sent, notify="hook")
-            outcome.duplicated += receiver.duplicated
-            delivered = len(receiver.accepted)
-            outcome.notes.append(
-                f"webhook: {delivered} delivered, {outcome.withheld} withheld,"
-                f" {receiver.requests} requests"
-            )
-            return Row("webhook 500s, then timeouts, then back", outcome, done - calm)
-        finally:
-            workers.stop()
-            server.stop()
-            receiver.close()
+            recovered = _settle(stage, sent, time.monotonic(), notify="hook")
+            outcome = reconcile(stage.settings.database_url, sent, notify="hook")
+    finally:
+        receiver.close()
+    outcome.duplicated += receiver.duplicated
+    delivered = len(receiver.accepted)
+    outcome.notes.append(
+        f"webhook: {delivered} delivered once, {outcome.withheld} withheld,"
+        f" {receiver.requests} requests"
+    )
+    if delivered + outcome.withheld != len(sent):
+        missing = len(sent) - delivered - outcome.withheld
+        outcome.failures.append(f"{missing} notifications neither delivered nor withheld")
+    return Row("webhook 500s, then timeouts, then back", outcome, recovered)
 
 
 def poison() -> Row:
     """A cable whose parsing kills the pool process every time: after MAX_DELIVERIES (3 here)
     it is a dead letter, and the 500 cables around it are stored."""
-    with scratch("poison") as folder:
-        server = RedisServer(folder)
-        server.start()
-        env, settings = _setup(folder, server.url, visibility_timeout="10", max_deliveries="3")
-        workers = Workers(env, folder / "worker.log", plugins=["chaos.poison"])
-        workers.start()
-        try:
-            texts = list(cables(501))
-            texts[250] = texts[250].replace("\n\n", f"\n\n{MARKER}\n\n", 1)
-            sent = _enqueue(settings, iter(texts))
-            started = time.monotonic()
-            done = wait_for_outcomes(settings.database_url, sent, alive=workers)
-            outcome = reconcile(settings.database_url, sent)
-            outcome.notes.append(f"poison dead-lettered: {outcome.dead_lettered == 1}")
-            return Row("poison cable kills its process every time", outcome, done - started)
-        finally:
-            workers.stop()
-            server.stop()
+    with _stage("poison", plugins=["chaos.poison"], max_deliveries="3") as stage:
+        texts = list(cables(501))
+        texts[250] = texts[250].replace("\n\n", f"\n\n{MARKER}\n\n", 1)
+        started = time.monotonic()
+        sent = _enqueue(stage.settings, iter(texts))
+        recovered = _settle(stage, sent, started)
+        outcome = reconcile(stage.settings.database_url, sent)
+    if outcome.dead_lettered != 1:
+        outcome.failures.append(f"{outcome.dead_lettered} dead letters; expected the poison")
+    return Row("poison cable kills its process every time", outcome, recovered)
 
 
 def hostile() -> Row:
     """10,000 hostile inputs through the door and the workers: each is rejected with a reason,
     stored, or dead-lettered; none is lost and no parse runs away."""
-    with scratch("hostile") as folder:
-        server = RedisServer(folder)
-        server.start()
-        inputs = folder / "inputs"
+    with _stage("hostile", visibility_timeout="60") as stage:
+        inputs = stage.folder / "inputs"
         written = write_hostile(inputs, 10_000)
-        env, settings = _setup(folder, server.url, visibility_timeout="60")
-        workers = Workers(env, folder / "worker.log")
-        workers.start()
-        try:
-            with Producer(settings) as producer:
-                summary = enqueue_paths([str(inputs)], producer)
-            sent = summary.message_ids
-            started = time.monotonic()
-            done = wait_for_outcomes(settings.database_url, sent, alive=workers)
-            outcome = reconcile(settings.database_url, sent)
-            outcome.duplicated = 0  # truncated copies of one cable are revisions, by design
-            outcome.sent = written
-            outcome.rejected = sum(summary.rejected.values())
-            duplicates = summary.duplicates
-            if duplicates:
-                outcome.notes.append(f"{duplicates} identical inputs skipped at the door")
-            outcome.notes.append(
-                "rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items()))
-            )
-            slowest = slowest_parse(folder / "worker.log")
-            outcome.notes.append(f"slowest parse of a stored input: {slowest:,.0f} ms")
-            return Row("10,000 hostile inputs", outcome, done - started)
-        finally:
-            workers.stop()
-            server.stop()
+        started = time.monotonic()
+        with Producer(stage.settings) as producer:
+            summary = enqueue_paths([str(inputs)], producer)
+        sent = summary.message_ids
+        recovered = _settle(stage, sent, started)
+        # truncated copies of one cable share its reference id: revisions, not duplicates
+        outcome = reconcile(stage.settings.database_url, sent, revisions_expected=True)
+        slowest = slowest_parse(stage.folder / "worker.log")
+    outcome.sent, outcome.rejected = written, sum(summary.rejected.values())
+    if summary.duplicates:
+        outcome.failures.append(f"{summary.duplicates} inputs were not distinct")
+    outcome.notes.append(
+        "rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items()))
+    )
+    outcome.notes.append(f"slowest parse of a stored input: {slowest:,.0f} ms")
+    return Row("10,000 hostile inputs", outcome, recovered)
 
 
 def slowest_parse(log: Path) -> float:
