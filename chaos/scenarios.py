@@ -145,6 +145,11 @@ def restart_redis() -> Row:
         recovered = _settle(stage, sent, calm)
         outcome = reconcile(stage.settings.database_url, sent)
         after = check_health(stage.settings)
+        log = (stage.folder / "worker.log").read_text(encoding="utf-8", errors="replace")
+        outcome.notes.append(
+            f"messages put back on their queue after Redis left mid-take:"
+            f" {log.count('message_put_back')}"
+        )
         if during.ready:
             outcome.failures.append("readiness said ready while Redis was down")
         else:

@@ -11,11 +11,20 @@ The filesystem transport has no acknowledgements: a worker killed between claimi
 finishing a message loses it (``cable-ingest run`` reports it as without outcome). Redis
 redelivers; the embedded broker is for one machine and small runs.
 Registered as the ``filesystem`` transport when :mod:`worker.app` is imported.
+
+Redis: kombu takes a message with BRPOP, then records it in its ``unacked`` hash (from which
+it is restored if the worker dies) in a second command. If Redis goes away between the two,
+the message is in neither place and is lost; ``make chaos`` saw it lose a 100-cable message
+in 2 of 7 Redis restarts. :class:`RedisTransport` closes that gap: when recording fails, the
+popped message is pushed back onto its queue (flagged redelivered) as soon as Redis answers
+again, retrying for as long as a publish would, before the error goes on. Registered as the
+``redis`` and ``rediss`` transports.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from queue import Empty
 from time import monotonic
@@ -23,7 +32,13 @@ from typing import Any
 
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.transport import redis as kombu_redis
 from kombu.utils.json import dumps, loads
+
+from worker.logs import get_logger
+
+log = get_logger("worker.broker")
+PUT_BACK_FOR_S = 60.0  # how long a popped message waits for Redis to come back
 
 
 class Channel(filesystem.Channel):
@@ -68,6 +83,56 @@ class Transport(filesystem.Transport):
     Channel = Channel
 
 
+class RedisQoS(kombu_redis.QoS):
+    """kombu's Redis QoS, which puts a popped message back when it cannot record it."""
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        """Record ``message`` as unacknowledged; if Redis is gone, put it back first."""
+        channel: Any = self.channel  # the stubs lack the Redis channel's members
+        try:
+            super().append(message, delivery_tag)
+        except channel.connection_errors as error:
+            self._put_back(message, error)
+            raise
+
+    def _put_back(self, message: Any, error: BaseException) -> None:
+        channel: Any = self.channel
+        info = message.delivery_info
+        exchange, routing_key = info.get("exchange"), info.get("routing_key")
+        deadline = time.monotonic() + PUT_BACK_FOR_S
+        while True:
+            try:
+                with channel.conn_or_acquire() as client, client.pipeline() as pipe:
+                    channel._do_restore_message(
+                        message._raw, exchange, routing_key, pipe, leftmost=True
+                    )
+                    pipe.execute()
+            except channel.connection_errors:
+                if time.monotonic() > deadline:
+                    log.critical("message_lost", queue=routing_key, reason=str(error),
+                                 delivery_tag=message.delivery_tag)  # fmt: skip
+                    return
+                time.sleep(0.5)
+                continue
+            log.warning("message_put_back", queue=routing_key, reason=str(error))
+            return
+
+
+class RedisChannel(kombu_redis.Channel):
+    """kombu's Redis channel with :class:`RedisQoS`."""
+
+    QoS = RedisQoS
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport with :class:`RedisChannel`."""
+
+    Channel = RedisChannel
+
+
 def register() -> None:
-    """Make ``filesystem://`` URLs use this transport."""
+    """Make ``filesystem://`` URLs use :class:`Transport`, ``redis://`` and ``rediss://`` URLs
+    :class:`RedisTransport`."""
     TRANSPORT_ALIASES["filesystem"] = f"{__name__}:Transport"
+    TRANSPORT_ALIASES["redis"] = f"{__name__}:RedisTransport"
+    TRANSPORT_ALIASES["rediss"] = f"{__name__}:RedisTransport"
