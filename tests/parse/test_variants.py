@@ -8,6 +8,7 @@ import pytest
 
 from worker.errors import ParseError
 from worker.parse import parse_cable
+from worker.parse.classification import match_class_line
 from worker.validate import validate_record
 
 HEADER = """VZCZCXRO6349
@@ -382,3 +383,91 @@ def test_impossible_julian_day_is_left_out() -> None:
     assert record["routing"]["julian_day"] is None
     assert record["routing"]["time"] == "1133"
     assert record["reference_id"] == "06ALMATY598"
+
+
+PLUSD = """CONFIDENTIAL
+PAGE 01      MOSCOW 04512  01 OF 02  241530Z
+ACTION EUR-12
+
+INFO  OCT-01  ISO-00  CIAE-00  DODE-00  /045 W
+                     ------------------102345 241545Z /50
+P R 241500Z MAR 77
+FM AMEMBASSY MOSCOW
+TO SECSTATE WASHDC PRIORITY 1234
+INFO AMCONSUL LENINGRAD
+BT
+C O N F I D E N T I A L SECTION 01 OF 02 MOSCOW 04512
+EXDIS
+E.O. 11652: GDS
+TAGS: PFOR, UR, US
+SUBJECT: SOVIET REACTION TO HUMAN RIGHTS STATEMENTS
+
+1. (C - ENTIRE TEXT) SUMMARY: THE SOVIETS REACTED. END SUMMARY.
+
+2. THE FIRST PAGE ENDS HERE
+CONFIDENTIAL
+
+PAGE 02      MOSCOW 04512  01 OF 02  241530Z
+AND THE SENTENCE GOES ON. WE WILL REPORT. TOON
+
+
+CONFIDENTIAL
+
+Declassified/Released US Department of State EO Systematic Review 30 JUN 2005
+
+NNN
+"""
+
+
+def test_1970s_copy_distribution_page_breaks_and_trailer() -> None:
+    """A 1970s copy: the office distribution above the DTG is no addressee; the class line atop
+    page 2 and the foot of the copy are no text; the signature ends the last sentence."""
+    record = parsed(PLUSD)
+    assert record["reference_id"] == "77MOSCOW4512"
+    assert record["date"] == "1977-03-24T15:00:00Z"
+    assert record["classification"] == "CONFIDENTIAL"
+    assert record["caveats"] == ["EXDIS"]
+    assert [r["name"] for r in record["to"]] == ["SECSTATE WASHDC"]
+    assert [r["name"] for r in record["info"]] == ["AMCONSUL LENINGRAD"]
+    assert record["paragraphs"][0]["classification"] == "C"
+    assert record["summary"] == "THE SOVIETS REACTED."
+    assert record["paragraphs"][1]["text"] == (
+        "THE FIRST PAGE ENDS HERE\n\nAND THE SENTENCE GOES ON. WE WILL REPORT."
+    )
+    assert record["signature"] == "TOON"
+
+
+@pytest.mark.parametrize(
+    ("class_line", "station", "serial"),
+    [
+        ("UNCLAS E F T O STATE 012345", "STATE", 12345),
+        ("UNCLAS EFTO SECTION 01 OF 02 STATE 012345", "STATE", 12345),
+        ("C O N F I D E N T I A L STATE 123456 TOSEC 120045", "STATE", 123456),
+    ],
+)
+def test_class_line_transmission_words(class_line: str, station: str, serial: int) -> None:
+    """EFTO is an instruction, not a station; a TOSEC number after the serial is the series'."""
+    found = match_class_line(class_line)
+    assert found is not None
+    assert (found.station, found.serial) == (station, serial)
+
+
+def test_headings_keep_their_place_and_no_text_is_dropped() -> None:
+    """Two short lines in a row: the first is text; a block after a heading is its paragraph;
+    ``10 (C)`` without its full stop is paragraph 10; a lone ``CONFIDENTIAL`` is a marking."""
+    body = BODY.replace(
+        "2. (C) Second paragraph.\n",
+        "CONFIDENTIAL\n\nCOUNTRY TEAM MESSAGE\n\nBEGIN SUMMARY\n\nTHE SUMMARY TEXT. END SUMMARY\n\n"
+        "2. (C) Second paragraph.\n\nBackground\n\nUnnumbered text.\n\n3 (S) Third.\n",
+    )
+    record = parsed(cable(body=body))
+    paragraphs = [(p["number"], p["classification"], p["heading"], p["text"]) for p in
+                  record["paragraphs"]]  # fmt: skip
+    assert paragraphs == [
+        (1, "C", None, "First paragraph.\n\nCOUNTRY TEAM MESSAGE"),
+        (None, None, "BEGIN SUMMARY", "THE SUMMARY TEXT. END SUMMARY"),
+        (2, "C", None, "Second paragraph."),
+        (None, None, "Background", "Unnumbered text."),
+        (3, "S", None, "Third."),
+    ]
+    assert record["summary"] == "THE SUMMARY TEXT."

@@ -8,10 +8,13 @@ from typing import Any
 
 from .text import flatten
 
+# ``(C)``, ``(S/NF)``, ``(SBU)``; 1970s copies write ``(C - ENTIRE TEXT)`` or ``(LOU)``.
+_MARKING = r"\(([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3})(?: ?- ?ENTIRE TEXT\.?)?\)"
+# ``1. (C)``, ``1.(C)``, and ``10 (C)`` with its full stop lost.
 _NUMBERED = re.compile(
-    r"^\s*(\d{1,3})\s?\.(?:\s+|$|(?=\([A-Z]))(?:\(([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3})\)\s*)?"
+    rf"^\s*(\d{{1,3}})(?:\s?\.(?:\s+|$|(?=\([A-Z]))|\s(?=\([A-Z]{{1,4}}[)/ ]))(?:{_MARKING}\s*)?"
 )
-_MARKED = re.compile(r"^\s*\(([A-Z]{1,4}(?://?[A-Z]{1,5}){0,3})\)\s+")
+_MARKED = re.compile(rf"^\s*{_MARKING}(?:\s+|$)")
 _SIGNATURE = re.compile(r"^[A-Z][A-Za-z.'-]*(?: [A-Z][A-Za-z.'-]*){0,2}$")
 _NOT_SIGNATURE = frozenset(
     {
@@ -22,6 +25,7 @@ _NOT_SIGNATURE = frozenset(
         "END COMMENT",
         "BT",
         "NNNN",
+        "NNN",
         "SIPDIS",
         "NOFORN",
         "TEXT",
@@ -48,10 +52,12 @@ class Body:
     problems: list[tuple[str, str]] = field(default_factory=list)
 
 
-# Rules (``-----``) and caveat-only lines are not text; ``SIPDIS`` glued to a line start neither.
+# Rules (``-----``), caveat-only lines and the classification alone on a line (a marking
+# repeated above the text) are not text; ``SIPDIS`` glued to a line start neither.
 _DROP_LINES = re.compile(
     r"\n[ \t]*(?:"
-    r"(?:[-=_*]{3,}|(?:(?:SIPDIS|NOFORN|SENSITIVE|EXDIS|NODIS|LIMDIS)[ \t,.;]*)+)[ \t]*(?=\n)"
+    r"(?:[-=_*]{3,}|(?:(?:SIPDIS|NOFORN|SENSITIVE|EXDIS|NODIS|LIMDIS)[ \t,.;]*)+"
+    r"|UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE)[ \t]*(?=\n)"
     r"|SIPDIS[ \t]+(?=\S))"
 )
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*\d{1,3} ?\.(?:[ \t]|$|\([A-Z]))")
@@ -60,7 +66,17 @@ _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*\d{1,3} ?\.(?:[ \t]|$|\([A-
 def _blocks(text: str) -> list[str]:
     """Blank-line separated blocks, cut again where a numbered paragraph starts."""
     text = _DROP_LINES.sub("\n", "\n" + text + "\n")
+    text = _without_trailer(text)
     return [block.strip() for block in _BLOCK_BREAK.split(text) if not block.isspace() and block]
+
+
+def _without_trailer(text: str) -> str:
+    """``text`` without the end-of-message lines after it, read from the end."""
+    while True:
+        rest, _, last = text.rstrip().rpartition("\n")
+        if not rest or not _TRAILER_LINE.fullmatch(last):
+            return text
+        text = rest + "\n"
 
 
 def _is_heading(block: str) -> bool:
@@ -69,9 +85,21 @@ def _is_heading(block: str) -> bool:
         and len(block) <= 90
         and not block.endswith((".", ",", ";", ":", ")"))
         and not block.startswith(("-", "*", "o ", "("))
+        and not block[0].islower()  # a wrapped sentence cut by a page break
+        and not _ends_summary(block)
         and not _NUMBERED.match(block)
         and not _MARKED.match(block)
     )
+
+
+# What follows the text at the end of a copy: end-of-message (``BT``, ``#1164``, ``NNNN``) and
+# the classification repeated at the foot of the last page, the releasing office's stamp.
+_TRAILER_LINE = re.compile(
+    r"[ \t]*(?:BT|NNNN?|#\d{1,6}|(?:UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE)"
+    r"(?: [A-Z]{2,6})?|Declassified/Released [^\n]{0,120})[ \t]*"
+)
+# A teletype copy often ends the last sentence and the signature on one line: ``… BE. KISSINGER``.
+_GLUED_SIGNATURE = re.compile(r"(?<=[.)\"]) ([A-Z][A-Z'-]{2,20}(?: [A-Z][A-Z'-]{2,20})?)$")
 
 
 def _take_signature(blocks: list[str]) -> str | None:
@@ -86,12 +114,27 @@ def _take_signature(blocks: list[str]) -> str | None:
         or candidate.upper() in _NOT_SIGNATURE
         or (not rest and len(blocks) == 1)
     ):
-        return None
+        return _glued_signature(blocks)
     if rest.strip():
         blocks[-1] = rest.strip()
     else:
         blocks.pop()
     return candidate
+
+
+def _glued_signature(blocks: list[str]) -> str | None:
+    """``… AS POSSIBLE. KISSINGER``: a name after the last full stop of an all-capitals copy."""
+    last = blocks[-1]
+    match = _GLUED_SIGNATURE.search(last)
+    if (
+        match is None
+        or match[1] in _NOT_SIGNATURE
+        or len(blocks) + last.count("\n") < 2
+        or any(c.islower() for c in last)
+    ):
+        return None
+    blocks[-1] = last[: match.start()]
+    return match[1]
 
 
 def _ends_summary(text: str) -> bool:
@@ -102,7 +145,8 @@ def _ends_summary(text: str) -> bool:
 def _summary(paragraphs: list[dict[str, Any]]) -> str | None:
     """The text from ``Summary:`` to ``End summary``, over up to six paragraphs."""
     for index, para in enumerate(paragraphs[:8]):
-        heading_is_summary = (para.get("heading") or "").strip(" :.-").upper() == "SUMMARY"
+        heading = (para.get("heading") or "").strip(" :.-").upper()
+        heading_is_summary = heading in ("SUMMARY", "BEGIN SUMMARY")
         start = _SUMMARY_START.match(para["text"])
         if not (start or heading_is_summary):
             continue
@@ -129,8 +173,10 @@ def parse_body(text: str) -> Body:
         numbered = _NUMBERED.match(block) if first.isdigit() else None
         marked = _MARKED.match(block) if first == "(" else None
         if not (numbered or marked) and _is_heading(block):
+            if heading is not None:  # two short lines in a row: the first was text
+                _append_text(body, heading)
             heading = flatten(block)
-        elif numbered or marked or not body.paragraphs:
+        elif numbered or marked or not body.paragraphs or heading is not None:
             match = numbered or marked
             body.paragraphs.append(
                 {
@@ -144,15 +190,20 @@ def parse_body(text: str) -> Body:
         else:
             body.paragraphs[-1]["text"] += "\n\n" + flatten(block)
     if heading is not None:  # a short last line is text, not the heading of nothing
-        if body.paragraphs:
-            body.paragraphs[-1]["text"] += "\n\n" + heading
-        else:
-            body.paragraphs.append(
-                {"number": None, "classification": None, "heading": None, "text": heading}
-            )
+        _append_text(body, heading)
     body.summary = _summary(body.paragraphs)
     _check_numbering(body)
     return body
+
+
+def _append_text(body: Body, text: str) -> None:
+    """Add ``text`` to the last paragraph, or make it the first one."""
+    if body.paragraphs:
+        body.paragraphs[-1]["text"] += "\n\n" + text
+    else:
+        body.paragraphs.append(
+            {"number": None, "classification": None, "heading": None, "text": text}
+        )
 
 
 def _check_numbering(body: Body) -> None:

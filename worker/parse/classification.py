@@ -69,6 +69,8 @@ _CAVEAT_LINE = re.compile(
     re.I,
 )
 _CAVEAT_WORD = re.compile(r"\b(" + "|".join(CAVEATS) + r"|FOUO|SBU)\b", re.I)
+# ``E F T O`` (encrypt for transmission only) after ``UNCLAS``: a transmission instruction.
+_EFTO = re.compile(r"(?<![A-Z])E ?F ?T ?O(?![A-Z])")
 _NON_STATIONS = frozenset(
     {
         "SECTION",
@@ -113,12 +115,14 @@ def match_class_line(line: str) -> ClassLine | None:
         section = {"number": int(sec[1]), "total": int(sec[2])}
         rest = rest[: sec.start()] + " " + rest[sec.end() :]
     caveats = [c.upper() for c in _CAVEAT_WORD.findall(rest)]
-    rest = _CAVEAT_WORD.sub(" ", rest)
+    rest = _EFTO.sub(" ", _CAVEAT_WORD.sub(" ", rest))
     station = serial = None
+    # the first pair names the cable: ``STATE 123456 TOSEC 120045`` adds a travel series number
     for found in _STATION_SERIAL.finditer(" ".join(rest.replace("/", " ").split())):
         words = [w for w in found[1].split() if w not in _NON_STATIONS]
         if words:
             station, serial = " ".join(words), int(found[2])
+            break
     if station is None and (rest.strip() and len(rest.split()) > 8):
         return None  # prose that happens to begin with "Confidential"
     return ClassLine(level, station, serial, section, caveats)

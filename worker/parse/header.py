@@ -167,7 +167,9 @@ def parse_header(lines: list[str]) -> Header:
                     ("invalid_date", f"date-time group {dtg[0]!r} is not a real date")
                 )
             current = None
-        elif _ADDRESS_START.match(line):
+        elif _ADDRESS_START.match(line) and (
+            header.date or header.fm or line.startswith(("FM", "BT"))
+        ):  # an INFO line above the DTG and FM: a 1970s copy's office distribution
             current = _address_line(line, header)
         elif (m := _PROSIGNS.match(line)) and routing["prosigns"] is None and header.fm is None:
             routing["prosigns"] = m[1]

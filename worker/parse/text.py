@@ -42,9 +42,13 @@ _SECTION_MARKER = re.compile(
 _PAGE_MARKER = re.compile(
     r"\n[ \t]*PAGE \d{2,3} +[A-Z][A-Z .'-]{1,40}? +\d{2,8}(?: +\d{2} +OF +\d{2})? +\d{6}Z?[ \t]*"
 )
-# The classification repeated alone at a page break of PDF conversions (`` CONFIDENTIAL``).
+# The classification repeated alone at a page break of PDF conversions (`` CONFIDENTIAL``),
+# or at the top of each page of a 1970s copy (``CONFIDENTIAL`` over ``PAGE 02 …``; the first
+# page's stays, a fallback when the cable's own classification line is missing).
 _PAGE_CLASSIFICATION = re.compile(
-    r"\n[ \t]+(?:UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE)(?: +[A-Z]{3}\d{3,5})?[ \t]*(?=\n)"
+    r"\n(?:[ \t]+(?:UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE)(?: +[A-Z]{3}\d{3,5})?"
+    r"|[ \t]*(?:UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE)[ \t]*"
+    r"(?=\n[ \t]*PAGE (?!0*1 )\d{2,3} ))[ \t]*(?=\n)"
 )
 
 
@@ -77,8 +81,8 @@ def normalize(raw: str, *, has_controls: bool = True) -> str:
     if has_section:
         text = _SECTION_MARKER.sub("\n", text)
     if has_page:
-        text = _PAGE_MARKER.sub("\n", text)
         text = _PAGE_CLASSIFICATION.sub("\n", text)
+        text = _PAGE_MARKER.sub("\n", text)
     return text[1:-1]
 
 
