@@ -471,3 +471,23 @@ def test_headings_keep_their_place_and_no_text_is_dropped() -> None:
         (3, "S", None, "Third."),
     ]
     assert record["summary"] == "THE SUMMARY TEXT."
+
+
+def test_markdown_escapes_are_undone() -> None:
+    """A markdown converter's backslash escapes (``1\\.``, ``\\#0598``, ``\\-\\-\\-``) leave no trace."""
+    text = cable(body=BODY.replace("1. (C)", "\\-\\-\\-\n1\\. (C)").replace("2. (C)", "2\\. (C)"))
+    record = parsed(text.replace("#0598", "\\#0598").replace("E.O.", "E\\.O\\."))
+    assert record["reference_id"] == "06ALMATY598"
+    assert [p["number"] for p in record["paragraphs"]] == [1, 2]
+    assert record["declassify_on"] == "2016-02-13"
+    assert "\\" not in record["paragraphs"][0]["text"]
+
+
+def test_website_notice_is_not_text_and_hides_no_signature() -> None:
+    """The post's 'Visit … Classified Website' notice, above or below the signature."""
+    notice = "Please visit Paris' Classified Website at:\nhttp://www.state.sgov.gov/p/eur/paris/index.c fm"
+    below = parsed(cable(body=BODY.replace("ORDWAY\n", f"{notice}\nORDWAY\n")))
+    above = parsed(cable(body=BODY.replace("ORDWAY\n", f"ORDWAY\n\n{notice}\n")))
+    for record in (below, above):
+        assert record["signature"] == "ORDWAY"
+        assert record["paragraphs"][-1]["text"] == "Second paragraph."

@@ -19,7 +19,7 @@ from .classification import (
     published,
 )
 from .cover import Cover, parse_cover
-from .header import DTG, Header, dtg_to_iso, full_year, parse_header
+from .header import DTG, Header, dtg_to_iso, full_year, is_routing_line, parse_header
 from .origins import origin_from_fm, origin_from_station
 from .preamble import parse_preamble
 from .references import parse_references
@@ -78,8 +78,21 @@ def _routing_start(lines: list[str]) -> int:
                 for back in range(index - 1, max(-1, index - 80), -1):
                     if lines[back].startswith("VZCZC"):
                         return back
-                return max(0, index - len(before))
+                return _block_start(lines, index)
     return 0
+
+
+def _block_start(lines: list[str], fm_index: int) -> int:
+    """The DTG above the FM line, and routing lines (DE, ZNY …) above it, blank lines between."""
+    start = fm_index
+    for back in range(fm_index - 1, max(-1, fm_index - 12), -1):
+        line = lines[back].strip()
+        if not line:
+            continue
+        if start < fm_index and not is_routing_line(line):  # the DTG is taken; now DE, ZNY …
+            break
+        start = back
+    return start
 
 
 def _find_class_line(lines: list[str], start: int) -> tuple[int, ClassLine] | None:

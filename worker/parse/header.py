@@ -102,6 +102,11 @@ def parse_recipient(text: str) -> dict[str, Any]:
     }
 
 
+def is_routing_line(line: str) -> bool:
+    """True for a transmission id, precedence prosigns, DE or security line."""
+    return any(rx.match(line) for rx in (_TRANSMISSION, _DE, _SECURITY, _PROSIGNS))
+
+
 def _routing_line(line: str, routing: dict[str, Any]) -> bool:
     """Take a transmission id, DE or security line into ``routing``; False for other lines."""
     if (m := _TRANSMISSION.match(line)) and routing["transmission_id"] is None:

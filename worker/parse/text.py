@@ -1,10 +1,10 @@
 """Normalisation of raw cable text: what every field parser can then take for granted.
 
 Undoes the damage copies pick up on the way: CRLF, web-scraped markdown link wrappers
-(``[PHUM](#)``), HTML entities and tags, mojibake, NUL and control bytes, the pilcrow some
-sites put before list items, and the page/section continuation markers that teletype
-pagination and PDF conversion insert mid-text (``ALMATY 00000598 002 OF 002``,
-``PAGE 02 HARARE 06677 01 OF 03 291400Z``).
+(``[PHUM](#)``) and backslash escapes (``1\\.``), HTML entities and tags, mojibake, NUL and
+control bytes, the pilcrow some sites put before list items, and the page/section continuation
+markers that teletype pagination and PDF conversion insert mid-text
+(``ALMATY 00000598 002 OF 002``, ``PAGE 02 HARARE 06677 01 OF 03 291400Z``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ import re
 import ftfy
 
 _MARKDOWN_LINK = re.compile(r"\[([^\[\]\n]{1,120})\]\((?:#|[^()\s]{0,300})\)")
+# Markdown converters escape what would be markup: ``1\\.``, ``\\-\\-\\-``, ``\\#0598``, ``\\_``.
+# Teletype had no backslash, so every one before punctuation is such an escape.
+_MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~'\"])")
 _HTML_TAG = re.compile(
     r"</?(?:a|b|i|u|p|br|pre|div|span|code|strong|em|font)\b[^<>\n]{0,300}>", re.I
 )
@@ -67,6 +70,8 @@ def normalize(raw: str, *, has_controls: bool = True) -> str:
             text = text.replace("\u00a0", " ")
     if has_controls:
         text = _CONTROL.sub("", text)
+    if "\\" in text:
+        text = _MARKDOWN_ESCAPE.sub(r"\1", text)
     if "](" in text:
         text = _MARKDOWN_LINK.sub(r"\1", text)
     if "<" in text:
