@@ -4,12 +4,15 @@ a message whose recording fails (Redis went away) is put back on its queue, not 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import redis
 from kombu import Connection
 from kombu.transport import redis as kombu_redis
+from kombu.utils import json as kombu_json
 
 from tests.services import redis_db_url
 from worker import broker
@@ -59,3 +62,22 @@ def test_a_message_taken_but_not_recorded_is_put_back(
         assert again.delivery_info.get("redelivered") is True
         again.ack()
         queue.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"body": '[[{"raw": "C O N F I D E N T I A L \\"quoted\\"\\n"}], {}, {}]', "n": 1},
+        {"eta": datetime(2026, 11, 29, 5, 0, tzinfo=UTC), "raw": b"\xff\x00", "d": Decimal("1.5")},
+        {"big": 2**70, "text": 'a "__type__" inside a string is only text'},
+    ],
+)
+def test_transport_json_reads_back_what_kombu_would(value: dict[str, Any]) -> None:
+    """The orjson transport JSON: kombu's reader gets the same values from it, and it reads
+    kombu's own text (typed values included) the same way kombu does."""
+    ours, kombus = broker.dumps(value), kombu_json.dumps(value)
+    assert kombu_json.loads(ours) == kombu_json.loads(kombus)
+    assert broker.loads(kombus) == kombu_json.loads(kombus)
+    assert broker.loads(ours.encode()) == broker.loads(memoryview(ours.encode()))
+    assert getattr(kombu_redis, "dumps") is broker.dumps  # noqa: B009  # untyped module global
+    assert getattr(kombu_redis, "loads") is broker.loads  # noqa: B009

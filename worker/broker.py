@@ -30,15 +30,40 @@ from queue import Empty
 from time import monotonic
 from typing import Any
 
+import orjson
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.transport import redis as kombu_redis
-from kombu.utils.json import dumps, loads
+from kombu.utils import json as kombu_json
 
 from worker.logs import get_logger
 
 log = get_logger("worker.broker")
 PUT_BACK_FOR_S = 60.0  # how long a popped message waits for Redis to come back
+
+
+_KOMBU_ENCODER = kombu_json.JSONEncoder()
+_TYPED = '"__type__"'  # kombu's marker for a typed value (datetime, UUID …) in its JSON
+
+
+def dumps(value: Any) -> str:
+    """kombu's transport JSON, written by orjson: the same JSON, 10-20x faster on the large
+    messages batches make (a 1 MB message: 0.3 ms instead of 3.5-5.5 ms). Datetimes, bytes,
+    Decimals get kombu's typed form; a UUID is written as its string (no message of this
+    application carries one); what orjson cannot write (an int over 64 bits) goes to kombu."""
+    option = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+    try:
+        return orjson.dumps(value, default=_KOMBU_ENCODER.default, option=option).decode()
+    except TypeError:
+        return kombu_json.dumps(value)
+
+
+def loads(text: str | bytes | bytearray | memoryview) -> Any:
+    """Read kombu's transport JSON with orjson; text holding typed values goes to kombu."""
+    data = text.tobytes() if isinstance(text, memoryview) else text
+    if (_TYPED in data) if isinstance(data, str) else (_TYPED.encode() in data):
+        return kombu_json.loads(data)
+    return orjson.loads(data)
 
 
 class Channel(filesystem.Channel):
@@ -133,6 +158,9 @@ class RedisTransport(kombu_redis.Transport):
 def register() -> None:
     """Make ``filesystem://`` URLs use :class:`Transport`, ``redis://`` and ``rediss://`` URLs
     :class:`RedisTransport`."""
+    # kombu's Redis channel calls these module globals for every message it puts, takes,
+    # records as unacknowledged and restores: one assignment instead of copying six methods
+    kombu_redis.dumps, kombu_redis.loads = dumps, loads  # type: ignore[attr-defined]
     TRANSPORT_ALIASES["filesystem"] = f"{__name__}:Transport"
     TRANSPORT_ALIASES["redis"] = f"{__name__}:RedisTransport"
     TRANSPORT_ALIASES["rediss"] = f"{__name__}:RedisTransport"
