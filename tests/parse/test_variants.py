@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
+import orjson
 import pytest
 
 from worker.errors import ParseError
@@ -491,3 +494,64 @@ def test_website_notice_is_not_text_and_hides_no_signature() -> None:
     for record in (below, above):
         assert record["signature"] == "ORDWAY"
         assert record["paragraphs"][-1]["text"] == "Second paragraph."
+
+
+CABLEGATE_COLUMNS = ["1", "2/14/2006 11:33", "06ALMATY598", "Embassy Almaty", "CONFIDENTIAL", ""]
+
+
+def _fields(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        record["reference_id"], record["date"], record["classification"], record["origin"],
+        record["subject"], [t["code"] for t in record["tags"]], record["signature"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        pytest.param(lambda t: orjson.dumps({"id": 7, "content": t}).decode(), id="json-content"),
+        pytest.param(lambda t: orjson.dumps([{"meta": {"cable": t}}]).decode(), id="json-nested"),
+        pytest.param(
+            lambda t: orjson.dumps({"header": HEADER, "content": t[len(HEADER) :]}).decode(),
+            id="json-header-content",
+        ),
+        pytest.param(
+            lambda t: _csv_row([*CABLEGATE_COLUMNS, HEADER, t[len(HEADER) :]]),
+            id="cablegate-csv",
+        ),
+        pytest.param(lambda t: "\n".join("> " + line for line in t.split("\n")), id="e-mail"),
+        pytest.param(lambda t: "\n".join(">> " + line for line in t.split("\n")), id="e-mail-2"),
+    ],
+)
+def test_cable_inside_its_container(wrap: Any) -> None:
+    """A JSON document, a Cablegate CSV row, a quoted e-mail: the cable inside is parsed."""
+    text = cable()
+    assert _fields(parsed(wrap(text))) == _fields(parsed(text))
+
+
+def _csv_row(fields: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL).writerow(fields)
+    return out.getvalue()
+
+
+def test_flattened_cable_gets_its_lines_back() -> None:
+    """All line breaks lost: header, class line, fields, paragraphs and signature are found
+    again from the format's landmarks, and the record says so."""
+    text = cable(body=BODY.replace("2. (C) Second", "ALMATY 00000598 002 OF 002\n2. (C) Second"))
+    flat = " ".join(text.split())
+    record = parsed(flat)
+    assert _fields(record) == _fields(parsed(text))
+    assert [(p["number"], p["text"]) for p in record["paragraphs"]] == [
+        (1, "First paragraph."), (2, "Second paragraph.")
+    ]  # fmt: skip
+    assert record["classified_by"]["name"] == "Mark Asquino"
+    assert [r["name"] for r in record["info"]] == ["AMEMBASSY ISLAMABAD"]
+    assert "line_breaks_restored" in warning_codes(record)
+    assert "line_breaks_restored" not in warning_codes(parsed(text))
+
+
+def test_long_single_line_is_not_relined() -> None:
+    """A single line far longer than any cable is left as it is (and is no cable)."""
+    with pytest.raises(ParseError):
+        parse_cable("S E C R E T " * 30_000)

@@ -63,24 +63,20 @@ _DROP_LINES = re.compile(
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*\d{1,3} ?\.(?:[ \t]|$|\([A-Z]))")
 
 
-# The post's pointer to its intranet site, set apart above or below the signature.
-_WEBSITE = re.compile(r'"?(?:Please )?[Vv]isit\b.{0,80}?\bClassified Web ?[Ss]ite', re.S)
+# The post's pointer to its intranet site, with the URL lines that follow it.
+_WEBSITE = re.compile(
+    r"\n[ \t]*\"?(?:Please )?[Vv]isit\b[^\n]{0,80}?\bClassified Web ?[Ss]ite\b[^\n]*"
+    r"(?:\n[^\n]*(?:https?://|www\.|\.gov\b|/wiki/|\.cfm|\bc fm\b|index\.|\bBlog at\b)[^\n]*)*"
+)
 
 
 def _blocks(text: str) -> list[str]:
     """Blank-line separated blocks, cut again where a numbered paragraph starts."""
     text = _DROP_LINES.sub("\n", "\n" + text + "\n")
     text = _without_trailer(text)
-    blocks = [block.strip() for block in _BLOCK_BREAK.split(text)]
-    return [kept for block in blocks if block and (kept := _without_website(block))]
-
-
-def _without_website(block: str) -> str:
-    """The block, or only the signature under it when it is the website notice."""
-    if not (block.startswith(("Visit", "Please", '"Visit')) and _WEBSITE.match(block)):
-        return block
-    last = block.rpartition("\n")[2].strip()
-    return last if _SIGNATURE.match(last) and last.upper() not in _NOT_SIGNATURE else ""
+    if "lassified Web" in text:
+        text = _WEBSITE.sub("\n\n", text)
+    return [block.strip() for block in _BLOCK_BREAK.split(text) if block and not block.isspace()]
 
 
 def _without_trailer(text: str) -> str:

@@ -18,7 +18,9 @@ from .classification import (
     normalise_caveat,
     published,
 )
+from .container import unwrap
 from .cover import Cover, parse_cover
+from .flattened import is_flattened, reline
 from .header import DTG, Header, dtg_to_iso, full_year, is_routing_line, parse_header
 from .origins import origin_from_fm, origin_from_station
 from .preamble import parse_preamble
@@ -244,9 +246,17 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
     """Parse one cable. Oddities become ``warnings``; only non-cables raise :class:`ParseError`."""
     if not isinstance(raw, str):
         raise ParseError(f"expected text (str), got {type(raw).__name__}")
+    raw = unwrap(raw)
     has_controls = _check_text(raw)
-    lines = normalize(raw, has_controls=has_controls).split("\n")
+    text = normalize(raw, has_controls=has_controls)
+    if flattened := is_flattened(text):
+        text = reline(text)
+    lines = text.split("\n")
     warn = _Warnings()
+    if flattened:
+        warn.add(
+            "line_breaks_restored", "the text had lost its line breaks; put back by the format"
+        )
     header, cls, preamble_start, cover = _locate(lines, warn)
     header.year = header.year or cover.year
     pre = parse_preamble(lines, preamble_start)

@@ -41,9 +41,10 @@ _SECTION_MARKER = re.compile(
     r"\n[ \t]*[A-Z][A-Z .'-]{1,40} 0{2,}\d{1,8} +\d{3}(?:\.\d)? +OF +\d{3}[ \t]*(?=\n)"
 )
 # ``PAGE 02 HARARE 06677 01 OF 03 291400Z`` (PDF conversions): the text after the DTG belongs
-# to the running text, so only the marker itself goes.
+# to the running text, so only the marker itself goes (with its line break, if alone on it).
 _PAGE_MARKER = re.compile(
     r"\n[ \t]*PAGE \d{2,3} +[A-Z][A-Z .'-]{1,40}? +\d{2,8}(?: +\d{2} +OF +\d{2})? +\d{6}Z?[ \t]*"
+    r"(?:\n(?=[ \t]*\S))?"
 )
 # The classification repeated alone at a page break of PDF conversions (`` CONFIDENTIAL``),
 # or at the top of each page of a 1970s copy (``CONFIDENTIAL`` over ``PAGE 02 …``; the first
@@ -83,10 +84,11 @@ def normalize(raw: str, *, has_controls: bool = True) -> str:
     if not (has_section or has_page):
         return text
     text = "\n" + text + "\n"
+    # A marker's line goes whole: a sentence or a SUBJECT wrapped across a page break joins up.
     if has_section:
-        text = _SECTION_MARKER.sub("\n", text)
+        text = _SECTION_MARKER.sub("", text)
     if has_page:
-        text = _PAGE_CLASSIFICATION.sub("\n", text)
+        text = _PAGE_CLASSIFICATION.sub("", text)
         text = _PAGE_MARKER.sub("\n", text)
     return text[1:-1]
 
