@@ -44,6 +44,7 @@ PUT_BACK_FOR_S = 60.0  # how long a popped message waits for Redis to come back
 
 _KOMBU_ENCODER = kombu_json.JSONEncoder()
 _TYPED = '"__type__"'  # kombu's marker for a typed value (datetime, UUID …) in its JSON
+_TYPED_BYTES = _TYPED.encode()
 
 
 def dumps(value: Any) -> str:
@@ -61,7 +62,7 @@ def dumps(value: Any) -> str:
 def loads(text: str | bytes | bytearray | memoryview) -> Any:
     """Read kombu's transport JSON with orjson; text holding typed values goes to kombu."""
     data = text.tobytes() if isinstance(text, memoryview) else text
-    if (_TYPED in data) if isinstance(data, str) else (_TYPED.encode() in data):
+    if (_TYPED in data) if isinstance(data, str) else (_TYPED_BYTES in data):
         return kombu_json.loads(data)
     return orjson.loads(data)
 

@@ -12,6 +12,7 @@ import pytest
 from worker.errors import ParseError
 from worker.parse import parse_cable
 from worker.parse.classification import match_class_line
+from worker.parse.flattened import is_flattened
 from worker.validate import validate_record
 
 HEADER = """VZCZCXRO6349
@@ -552,6 +553,11 @@ def test_flattened_cable_gets_its_lines_back() -> None:
 
 
 def test_long_single_line_is_not_relined() -> None:
-    """A single line far longer than any cable is left as it is (and is no cable)."""
+    """Only text of cable size with no line breaks at its head is taken for flattened: a
+    single line far longer than any cable is left as it is (and is no cable)."""
+    assert is_flattened(" ".join(cable().split()))
+    assert not is_flattened(cable())
+    long_line = "S E C R E T " * 30_000
+    assert not is_flattened(long_line)
     with pytest.raises(ParseError):
-        parse_cable("S E C R E T " * 30_000)
+        parse_cable(long_line)

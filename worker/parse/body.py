@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .classification import LEVEL_WORDS
 from .text import flatten
 
 # ``(C)``, ``(S/NF)``, ``(SBU)``; 1970s copies write ``(C - ENTIRE TEXT)`` or ``(LOU)``.
@@ -57,7 +58,7 @@ class Body:
 _DROP_LINES = re.compile(
     r"\n[ \t]*(?:"
     r"(?:[-=_*]{3,}|(?:(?:SIPDIS|NOFORN|SENSITIVE|EXDIS|NODIS|LIMDIS)[ \t,.;]*)+"
-    r"|UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE)[ \t]*(?=\n)"
+    rf"|{LEVEL_WORDS})[ \t]*(?=\n)"
     r"|SIPDIS[ \t]+(?=\S))"
 )
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*\d{1,3} ?\.(?:[ \t]|$|\([A-Z]))")
@@ -104,7 +105,7 @@ def _is_heading(block: str) -> bool:
 # What follows the text at the end of a copy: end-of-message (``BT``, ``#1164``, ``NNNN``) and
 # the classification repeated at the foot of the last page, the releasing office's stamp.
 _TRAILER_LINE = re.compile(
-    r"[ \t]*(?:BT|NNNN?|#\d{1,6}|(?:UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE)"
+    rf"[ \t]*(?:BT|NNNN?|#\d{{1,6}}|(?:{LEVEL_WORDS})"
     r"(?: [A-Z]{2,6})?|Declassified/Released [^\n]{0,120})[ \t]*"
 )
 # A teletype copy often ends the last sentence and the signature on one line: ``… BE. KISSINGER``.

@@ -32,6 +32,8 @@ _LEVELS = (
     ("UNCLASSIFIED", rf"{_garbled('UNCLASSIFIED')}|{_garbled('UNCLAS')}"),
     ("LIMITED OFFICIAL USE", r"LIMITED OFFICIAL USE"),
 )
+# The levels as written out in full, where a page header or footer repeats them.
+LEVEL_WORDS = "UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE"
 # Any level, as other readers of the format search for it.
 LEVEL_PATTERN = "|".join(rx for _, rx in _LEVELS)
 # Up to two stray letters may precede the level (``CSE C R E T``).

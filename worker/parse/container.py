@@ -19,13 +19,15 @@ import orjson
 _TEXT_KEYS = ("content", "text", "raw", "body", "cable", "message", "document")
 _MIN_CABLE = 40  # characters: shorter strings are metadata, not the cable
 _MAX_DEPTH = 8
+_FIRST_CHARACTER = re.compile(r"\s*(\S)")
 _QUOTE = re.compile(r"^[ \t]*(?:>[ \t]?)+", re.M)
 _REFERENCE_ID = re.compile(r"\d{2}[A-Z][A-Z-]*\d+")
 
 
 def unwrap(text: str) -> str:
     """The cable text inside ``text``'s container, or ``text`` when it has none."""
-    start = text.lstrip()[:1]
+    first = _FIRST_CHARACTER.match(text)
+    start = first[1] if first else ""
     if start in ("{", "["):
         return _from_json(text)
     if start == '"':

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 
-from .classification import LEVEL_PATTERN, ClassLine, match_class_line
+from .classification import LEVEL_PATTERN, LEVEL_WORDS, ClassLine, match_class_line
+from .preamble import EXECUTIVE_ORDERS
 
 _HEAD = 1500  # characters looked at to decide
 _MIN_LENGTH = 200
@@ -36,7 +37,7 @@ _CLASS_LINE = re.compile(
 )
 _CAVEATS = r"(?:SIPDIS|NOFORN|SENSITIVE BUT UNCLASSIFIED|SENSITIVE|EXDIS|NODIS|LIMDIS)\b"
 _FIELD = (
-    r"E\.? ?O\.? ?(?:12958|13526|12356|11652)\b|TAGS?:? [A-Z]|SUBJ(?:ECT)?:|REFS?:|REFTELS?:"
+    rf"E\.? ?O\.? ?(?:{EXECUTIVE_ORDERS})\b|TAGS?:? [A-Z]|SUBJ(?:ECT)?:|REFS?:|REFTELS?:"
     r"|(?:\([A-Z]{1,3}\) )?CLASSIFIED BY:?"
 )
 _FIELD_BREAK = re.compile(rf" (?={_FIELD}|{_CAVEATS})", re.I)
@@ -49,7 +50,7 @@ _PARAGRAPH_BREAK = re.compile(
 )
 _SECTION_MARKER = r" {station} 0{{2,}}\d{{1,8}} \d{{3}}(?:\.\d)? OF \d{{3}}\b"
 _PAGE_MARKER = re.compile(
-    r" (?:(?:UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE) )?PAGE \d{2,3}"
+    rf" (?:(?:{LEVEL_WORDS}) )?PAGE \d{{2,3}}"
     r" [A-Z][A-Z .'-]{1,40}? \d{2,8}(?: \d{2} OF \d{2})? \d{6}Z?\b"
 )
 _SIGNATURE = re.compile(r"(?<=[.!?\"')]) ([A-Z][A-Z'-]{2,20}(?: [A-Z][A-Z'-]{2,20})?)\s*$")

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from .classification import caveats_in
 from .text import join_lines
 
+# The executive orders a declassification line cites.
+EXECUTIVE_ORDERS = "12958|13526|12356|12065|11652"
 # One alternation, one match per line; the named group says which field a label opens.
 _LABEL = re.compile(
     r"^\s*(?:"
-    r"(?P<eo>E\s?\.?\s?O\s?\.?\s?(?:12958|13526|12356|12065|11652)\b[\s:;,.]*)"
+    rf"(?P<eo>E\s?\.?\s?O\s?\.?\s?(?:{EXECUTIVE_ORDERS})\b[\s:;,.]*)"
     r"|(?P<tags>TAGS?\b\s*:?\s*)"
     r"|(?P<subject>SUBJ(?:ECT)?\b\s*[:.]?\s*)"
     r"|(?P<ref>(?:REFS?|REFTELS?|REFERENCES?)\b\s*[:.]?\s*(?=\S))"

@@ -14,6 +14,8 @@ import re
 
 import ftfy
 
+from .classification import LEVEL_WORDS
+
 _MARKDOWN_LINK = re.compile(r"\[([^\[\]\n]{1,120})\]\((?:#|[^()\s]{0,300})\)")
 # Markdown converters escape what would be markup: ``1\\.``, ``\\-\\-\\-``, ``\\#0598``, ``\\_``.
 # Teletype had no backslash, so every one before punctuation is such an escape.
@@ -50,8 +52,8 @@ _PAGE_MARKER = re.compile(
 # or at the top of each page of a 1970s copy (``CONFIDENTIAL`` over ``PAGE 02 …``; the first
 # page's stays, a fallback when the cable's own classification line is missing).
 _PAGE_CLASSIFICATION = re.compile(
-    r"\n(?:[ \t]+(?:UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE)(?: +[A-Z]{3}\d{3,5})?"
-    r"|[ \t]*(?:UNCLASSIFIED|CONFIDENTIAL|SECRET|LIMITED OFFICIAL USE)[ \t]*"
+    rf"\n(?:[ \t]+(?:{LEVEL_WORDS})(?: +[A-Z]{{3}}\d{{3,5}})?"
+    rf"|[ \t]*(?:{LEVEL_WORDS})[ \t]*"
     r"(?=\n[ \t]*PAGE (?!0*1 )\d{2,3} ))[ \t]*(?=\n)"
 )
 
