@@ -58,6 +58,24 @@ def test_storage_is_added_when_absent() -> None:
     assert storage_sinks(config) == ["storage"]
 
 
+def test_storage_is_written_inline_unless_told_otherwise() -> None:
+    """Storage sinks are written by the ingest task itself, notification sinks from their
+    queue; either can be switched with ``inline``."""
+    assert DEFAULT.sinks["storage"].inline is True
+    drop = {"type": "file", "options": {"directory": "/x"}}
+    config = parse_config({"sinks": {"archive": {"type": "storage"}, "drop": drop}})
+    assert (config.sinks["archive"].inline, config.sinks["drop"].inline) == (True, False)
+    switched = parse_config(
+        {
+            "sinks": {
+                "archive": {"type": "storage", "inline": False},
+                "drop": {**drop, "inline": True},
+            }
+        }
+    )
+    assert (switched.sinks["archive"].inline, switched.sinks["drop"].inline) == (False, True)
+
+
 @pytest.mark.parametrize(
     ("raw", "named"),
     [

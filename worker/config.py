@@ -36,6 +36,7 @@ class SinkConfig:
     include_body: bool = False
     batch_size: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    inline: bool = False  # written by the ingest task itself; its queue takes what fails
 
     @property
     def notifies(self) -> bool:
@@ -68,7 +69,7 @@ class Config:
     source: str = "<default>"
 
 
-DEFAULT = Config({STORAGE: SinkConfig(STORAGE, STORAGE)})
+DEFAULT = Config({STORAGE: SinkConfig(STORAGE, STORAGE, inline=True)})
 
 
 def _key(path: str) -> str:
@@ -139,6 +140,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>") -> Config:
             include_body=table.get("include_body", False),
             batch_size=table.get("batch_size"),
             options=dict(table.get("options", {})),
+            inline=table.get("inline", table["type"] == STORAGE),
         )
         for name, table in raw.get("sinks", {}).items()
     }

@@ -2,7 +2,9 @@
 
 ``ingest`` takes a batch of envelopes off the intake queue, parses and validates each one
 (:mod:`worker.pipeline`), dead-letters the failures one by one and sends the records to each
-sink's own queue. ``deliver`` writes a batch to one sink. Both retry what failed around the core
+sink's own queue, except for inline sinks (storage, by default), which it writes itself: one
+trip through the broker fewer per cable. ``deliver`` writes a batch to one sink: every batch of
+a queued sink, and an inline sink's batch that the ingest task could not write. Both retry what failed around the core
 (a database or broker that is away) with backoff, and dead-letter after the last attempt: a task
 never ends in an exception, because Celery would ack the message and the batch would be lost.
 
@@ -84,10 +86,18 @@ def _ingest(runtime: Runtime, envelopes: Sequence[Mapping[str, Any]]) -> None:
                 "withheld", message_id=message_id, reference_id=record.get("reference_id"),
                 sink=target.sink, rule=target.rule, classification=record.get("classification"),
             )  # fmt: skip
+    inline: list[tuple[str, list[Delivery]]] = []
     for name, deliveries in per_sink.items():
-        size = runtime.config.sinks[name].batch_size or runtime.settings.batch_size
+        sink = runtime.config.sinks[name]
+        size = sink.batch_size or runtime.settings.batch_size
         for start in range(0, len(deliveries), size):
-            _send(name, deliveries[start : start + size])
+            batch = deliveries[start : start + size]
+            if sink.inline:
+                inline.append((name, batch))
+            else:
+                _send(name, batch)
+    for name, batch in inline:  # after the queued sinks: a slow one holds back no other
+        _write_inline(runtime, name, batch)
     if withheld:
         runtime.receipts.add_many(withheld)
     _dead_letter(runtime, failures)
@@ -139,12 +149,8 @@ def deliver(self: Task[Any, Any], sink: str, messages: list[dict[str, Any]]) -> 
 
 def _deliver(task: Task[Any, Any], runtime: Runtime, sink: str, batch: list[Delivery]) -> None:
     attempt = task.request.retries + 1
-    started = time.perf_counter()
     try:
-        if sink not in runtime.sinks:
-            known = ", ".join(runtime.sinks)
-            raise PermanentSinkError(f"no sink {sink!r} in this worker's configuration ({known})")
-        outcomes = runtime.sinks[sink].write_batch(batch)
+        _write(runtime, sink, batch, attempt=attempt)
     except PermanentSinkError as exc:
         if len(batch) > 1:  # find the item that cannot be written; the others go through
             log.warning("batch_split", sink=sink, size=len(batch), reason=str(exc))
@@ -153,7 +159,30 @@ def _deliver(task: Task[Any, Any], runtime: Runtime, sink: str, batch: list[Deli
             return
         error = type(exc).__name__
         _sink_failed(runtime, sink, batch, error_class=error, reason=str(exc), attempts=attempt)
-        return
+
+
+def _write_inline(runtime: Runtime, sink: str, batch: list[Delivery]) -> None:
+    """Write an inline sink's batch from the ingest task; what fails goes to the sink's queue,
+    whose deliver task retries it, splits it and dead-letters exactly as for any sink."""
+    try:
+        _write(runtime, sink, batch, attempt=1, inline=True)
+    except Exception as exc:  # everything: the queue is the sink's way to retry
+        log.warning(
+            "inline_failed", sink=sink, size=len(batch), error_class=type(exc).__name__,
+            reason=str(exc),
+        )  # fmt: skip
+        _send(sink, batch)
+
+
+def _write(
+    runtime: Runtime, sink: str, batch: list[Delivery], *, attempt: int, inline: bool = False
+) -> None:
+    """Write one batch to one sink; count and log each delivery's outcome."""
+    started = time.perf_counter()
+    if sink not in runtime.sinks:
+        known = ", ".join(runtime.sinks)
+        raise PermanentSinkError(f"no sink {sink!r} in this worker's configuration ({known})")
+    outcomes = runtime.sinks[sink].write_batch(batch)
     seconds = time.perf_counter() - started
     metrics.observe(f"deliver:{sink}", seconds)
     metrics.sink_outcomes(sink, outcomes, notifies=runtime.config.sinks[sink].notifies)
@@ -166,6 +195,7 @@ def _deliver(task: Task[Any, Any], runtime: Runtime, sink: str, batch: list[Deli
             sink=sink,
             outcome=outcome,
             attempt=attempt,
+            inline=inline,
             batch_ms=ms,
         )
 

@@ -101,8 +101,9 @@ def test_every_input_has_one_outcome_and_a_rerun_adds_nothing(
 def test_chain_of_custody_is_in_the_worker_log(
     run_cli: Runner, inputs: Inputs, tmp_path: Path
 ) -> None:
-    """The JSON log tells each cable's story in order (received, parsed, validated, routed,
-    delivered; or received, dead_lettered with the stage) and never holds a cable's body."""
+    """The JSON log tells each cable's story in order (received, parsed, validated, delivered:
+    storage is written by the ingest task itself; or received, dead_lettered with the stage)
+    and never holds a cable's body."""
     code, summary, stderr = run_cli(inputs.paths)
     assert code == 0, stderr
     lines = (tmp_path / summary["worker_log"]).read_text(encoding="utf-8").splitlines()
@@ -115,10 +116,11 @@ def test_chain_of_custody_is_in_the_worker_log(
     stored = [m for m, story in by_message.items() if story[-1]["event"] == "delivered"]
     assert len(stored) == sum(summary["stored"].values())
     story = by_message[stored[0]]
-    assert [e["event"] for e in story] == ["received", "parsed", "validated", "routed", "delivered"]
+    assert [e["event"] for e in story] == ["received", "parsed", "validated", "delivered"]
     assert {e["sha256"] for e in story if "sha256" in e} != set()
     assert story[-1]["sink"] == "storage"
     assert story[-1]["outcome"] == "inserted"
+    assert story[-1]["inline"] is True
     assert all(e["reference_id"] == story[-1]["reference_id"] for e in story[1:])
     assert all(isinstance(e.get("duration_ms"), float) for e in story[1:3])
 

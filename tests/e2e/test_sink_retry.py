@@ -64,7 +64,8 @@ def _wait_for(condition: object, what: str) -> None:
 def test_locked_storage_is_retried_dead_lettered_then_replayed(
     settings: Settings, tmp_path: Path
 ) -> None:
-    """While the cables table is locked, the delivery fails, is retried once with backoff and
+    """While the cables table is locked, the ingest task's inline write fails and hands the
+    batch to sink.storage, where the delivery fails, is retried once with backoff and
     becomes a sink:storage dead letter; replayed after the lock is gone, the cable is stored."""
     admin = create_engine(settings.database_url)
     letters = DeadLetterStore(settings.database_url)
@@ -94,4 +95,5 @@ def test_locked_storage_is_retried_dead_lettered_then_replayed(
         letters.close()
         receipts.close()
     events = (tmp_path / "worker.log").read_text(errors="replace")
+    assert events.count('"event":"inline_failed"') == 1
     assert events.count('"event":"retried"') == 1
