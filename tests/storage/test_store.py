@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from sqlalchemy import create_engine, text
 
+from tests.services import postgres_schema_url
 from worker.errors import ConfigurationError, PermanentSinkError, TransientSinkError
 from worker.storage import CableStore, content_hash, redact_url, upgrade
+from worker.storage.migrations import alembic_config
 
 RecordFactory = Callable[..., dict[str, Any]]
 
@@ -175,6 +179,42 @@ def test_migrating_again_changes_nothing(store_url: str, make_record: RecordFact
     second = CableStore(store_url)
     assert second.count() == 1
     second.close()
+
+
+def test_postgresql_compresses_records_with_lz4(make_record: RecordFactory) -> None:
+    """On PostgreSQL the records and search vectors are stored LZ4-compressed, and migrating
+    down to 0002 puts pglz back for what is written next."""
+    query = text(
+        "SELECT pg_column_compression(record), pg_column_compression(search_vector)"
+        " FROM cables WHERE reference_id = :ref"
+    )
+    has_lz4 = text(
+        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+    )
+    words = " ".join(f"grain{n} harvest{n} export{n}" for n in range(400))  # past TOAST's 2 KB
+    paragraphs = [{"number": 1, "classification": "U", "heading": None, "text": words}]
+    with postgres_schema_url() as url:
+        upgrade(url)
+        engine, store = create_engine(url), CableStore(url)
+        try:
+            with engine.connect() as conn:
+                if not conn.execute(has_lz4).scalar():
+                    pytest.skip("this PostgreSQL was built without LZ4")
+            store.write_batch([make_record("06ALMATY598", paragraphs=paragraphs)])
+            with engine.connect() as conn:
+                assert tuple(conn.execute(query, {"ref": "06ALMATY598"}).one()) == ("lz4", "lz4")
+            store.close()
+            with engine.begin() as conn:
+                config = alembic_config()
+                config.attributes["connection"] = conn
+                command.downgrade(config, "0002")
+            store.write_batch([make_record("06ALMATY599", paragraphs=paragraphs)])
+            with engine.connect() as conn:
+                assert conn.execute(query, {"ref": "06ALMATY599"}).one()[0] == "pglz"
+                assert tuple(conn.execute(query, {"ref": "06ALMATY598"}).one()) == ("lz4", "lz4")
+        finally:
+            store.close()
+            engine.dispose()
 
 
 def test_nothing_connects_before_first_use(tmp_path: Path) -> None:
