@@ -14,7 +14,9 @@ cables of the corpus's size distribution). Rates are cables per second from the 
 to the last storage receipt, medians over ``--runs`` runs with min-max; latency is enqueue to
 storage receipt per cable (the receipt's ``delivered_at`` minus the producer's clock when it
 enqueued the cable; both clocks are this host's). Peak RSS is sampled every 0.2 s per pool
-process. Workers log at INFO as JSON, as in production.
+process. "Machine busy" is the share of all cores used by any process (workers, producer,
+Redis, PostgreSQL) while measuring: near 100%, the run is bound by CPU, not by waiting.
+Workers log at INFO as JSON, as in production.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class Sample:
     latencies: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)  # peak per pool process
     cpu_s: float = 0.0  # CPU time of the worker (main and pool processes) while measuring
+    busy: float = 0.0  # share of the machine's cores busy (any process) while measuring
 
     @property
     def rate(self) -> float:
@@ -149,6 +152,13 @@ class RssSampler:
                         self.peaks[child.pid] = max(self.peaks.get(child.pid, 0.0), mb)
                         window = self.windows[-1]
                         window[child.pid] = max(window.get(child.pid, 0.0), mb)
+
+
+def _machine_busy() -> float:
+    """CPU seconds spent by every process of the machine so far (user, nice, system, irq)."""
+    times = psutil.cpu_times()
+    irq = getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)  # Linux only
+    return float(times.user + times.nice + times.system + irq)
 
 
 def _storage_receipts(url: str) -> dict[str, datetime]:
@@ -230,7 +240,8 @@ def _pipeline(
                 _enqueue(producer, cables, WARM_UP, None)
                 _wait_for(settings.database_url, WARM_UP)
                 rss.cut()
-                cpu_before = rss.cpu_seconds()
+                cpu_before, busy_before = rss.cpu_seconds(), _machine_busy()
+                measured_from = time.monotonic()
                 if soak:  # the first tenth is the reference window
                     first = _enqueue(producer, cables, count // 10, rate)
                     _wait_for(settings.database_url, WARM_UP + count // 10)
@@ -240,6 +251,8 @@ def _pipeline(
                     sent = _enqueue(producer, cables, count, rate)
                 _wait_for(settings.database_url, WARM_UP + count)
                 cpu = rss.cpu_seconds() - cpu_before
+                busy = _machine_busy() - busy_before
+                window = (time.monotonic() - measured_from) * (psutil.cpu_count() or 1)
             stored = _storage_receipts(settings.database_url)
         finally:
             stop_workers(process)
@@ -247,7 +260,7 @@ def _pipeline(
     seconds = max(delivered.values()) - min(sent.values())
     latencies = sorted(delivered[m] - sent[m] for m in sent)
     peaks = sorted(rss.windows[-1].values() if not soak else rss.peaks.values())
-    return Sample(count, seconds, latencies, peaks, cpu), rss
+    return Sample(count, seconds, latencies, peaks, cpu, busy / window), rss
 
 
 def noop(env: dict[str, str], cables: Iterator[tuple[str, str]], count: int) -> Sample:
@@ -325,10 +338,11 @@ def _measured(samples: list[Sample]) -> str:
         return ""
     rss = max(x for s in samples for x in s.rss_mb)
     cpu = statistics.median(s.cpu_s / s.cables * 1000 for s in samples)
+    busy = statistics.median(s.busy for s in samples)
     return (
         f"p50 {_percentile(latencies, 0.5) * 1000:,.0f} ms,"
         f" p99 {_percentile(latencies, 0.99) * 1000:,.0f} ms, peak RSS {rss:,.0f} MB,"
-        f" worker CPU {cpu:.2f} ms/cable"
+        f" worker CPU {cpu:.2f} ms/cable, machine {busy:.0%} busy"
     )
 
 
