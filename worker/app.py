@@ -24,7 +24,7 @@ SERIALIZER = "orjson"
 INGEST_TASK = "cable_ingest.ingest"
 DELIVER_TASK = "cable_ingest.deliver"
 INTAKE_QUEUE = "intake"
-FILESYSTEM_POLLING_S = 0.05
+FILESYSTEM_POLLING_S = 0.01
 PUBLISH_RETRY_POLICY = {
     "max_retries": 25,
     "interval_start": 0.2,
@@ -67,7 +67,9 @@ def celery_config(settings: Settings, config: Config) -> dict[str, Any]:
     """Celery's configuration for ``settings`` and sinks, each choice with its reason."""
     transport_options = settings.broker_transport_options()
     if settings.broker_url.startswith("filesystem:"):
-        # the virtual transports poll; the default second would dominate small runs
+        # the virtual transports poll; the default second would dominate small runs, and a
+        # pool process waits up to one interval for its next batch (make bench, embedded:
+        # 0.05 s 1,402-1,474 cables/s, 0.01 s 1,528-1,662; idle, 1.3% of a core)
         transport_options["polling_interval"] = FILESYSTEM_POLLING_S
     else:
         # kombu base64-encodes every body by default: a third more bytes, and decoding in the
