@@ -110,6 +110,7 @@ options = {{ url = "{url}", secret_env = "TEST_HOOK_SECRET", timeout_s = 1 }}
 
 [sinks.drop]
 type = "file"
+inline = true
 max_classification = "SECRET//NOFORN"
 options = {{ directory = "{tmp_path / "drop"}" }}
 
@@ -182,12 +183,15 @@ def _enqueue(settings: Settings) -> dict[str, list[str]]:
 
 
 def test_clearance_isolation_retry_and_replay(
-    settings: Settings, worker: subprocess.Popen[bytes], receiver: tuple[Receiver, str]
+    settings: Settings,
+    worker: subprocess.Popen[bytes],
+    receiver: tuple[Receiver, str],
+    tmp_path: Path,
 ) -> None:
-    """With the webhook answering 500, storage and the file sink take every cable; the webhook's
-    deliveries are retried then dead-lettered; the SECRET//NOFORN cables are withheld from it
-    (cleared for CONFIDENTIAL) and never reach it; replayed after it recovers, they all arrive
-    once, signed."""
+    """With the webhook answering 500, storage and the file sink (written inline by the ingest
+    task) take every cable; the webhook's deliveries are retried then dead-lettered; the
+    SECRET//NOFORN cables are withheld from it (cleared for CONFIDENTIAL) and never reach it;
+    replayed after it recovers, they all arrive once, signed."""
     state, _url = receiver
     state.default = 500
     ids = _enqueue(settings)
@@ -220,6 +224,11 @@ def test_clearance_isolation_retry_and_replay(
     assert all("body" not in n for n in state.accepted)
     drop = settings.var_dir.parent / "drop"
     assert len(list(drop.rglob("*.json"))) == len(everything)
+    events = [orjson.loads(line) for line in (tmp_path / "worker.log").read_bytes().splitlines()
+              if line.startswith(b"{")]  # fmt: skip
+    delivered = [e for e in events if e.get("event") == "delivered"]
+    assert {e["inline"] for e in delivered if e["sink"] in ("drop", "storage")} == {True}
+    assert {e["inline"] for e in delivered if e["sink"] == "hook"} == {False}
 
 
 @pytest.mark.parametrize("trouble", ["two 503s", "two hangs"])
