@@ -4,9 +4,10 @@
 (:mod:`worker.pipeline`), dead-letters the failures one by one and sends the records to each
 sink's own queue, except for inline sinks (storage, by default), which it writes itself: one
 trip through the broker fewer per cable. ``deliver`` writes a batch to one sink: every batch of
-a queued sink, and an inline sink's batch that the ingest task could not write. Both retry what failed around the core
-(a database or broker that is away) with backoff, and dead-letter after the last attempt: a task
-never ends in an exception, because Celery would ack the message and the batch would be lost.
+a queued sink, and an inline sink's batch that the ingest task could not write. Both retry what
+failed around the core (a database or broker that is away) with backoff, and dead-letter after
+the last attempt: a task never ends in an exception, because Celery would ack the message and
+the batch would be lost.
 
 A message that comes back after its worker was lost (Redis restores it, flagged redelivered)
 is split into single-item messages, so that a poison item is isolated from its batch-mates;
