@@ -109,7 +109,9 @@ _TRAILER_LINE = re.compile(
     r"(?: [A-Z]{2,6})?|Declassified/Released [^\n]{0,120})[ \t]*"
 )
 # A teletype copy often ends the last sentence and the signature on one line: ``… BE. KISSINGER``.
-_GLUED_SIGNATURE = re.compile(r"(?<=[.)\"]) ([A-Z][A-Z'-]{2,20}(?: [A-Z][A-Z'-]{2,20})?)$")
+# A signature in capitals (one or two names), as it ends a copy whose line breaks are gone.
+SIGNATURE_NAME = r"[A-Z][A-Z'-]{2,20}(?: [A-Z][A-Z'-]{2,20})?"
+_GLUED_SIGNATURE = re.compile(rf"(?<=[.)\"]) ({SIGNATURE_NAME})$")
 
 
 def _take_signature(blocks: list[str]) -> str | None:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 
+from .body import SIGNATURE_NAME
 from .classification import LEVEL_PATTERN, LEVEL_WORDS, ClassLine, match_class_line
 from .preamble import EXECUTIVE_ORDERS
+from .text import PAGE_MARKER, SECTION_NUMBERS
 
 _HEAD = 1500  # characters looked at to decide
 _MIN_LENGTH = 200
@@ -48,19 +50,15 @@ _PARAGRAPH_BREAK = re.compile(
     r"(?<=[.:;)\"'!?]) +(?=\d{1,3} ?\. ?\([A-Z/]{1,8}\)|\d{1,3}\. [A-Z(])"
     r"|(?<=[.:;)\"'!?]) +(?=\([A-Z]{1,4}(?://?[A-Z]{1,5}){0,2}\) \d{1,3}\. )"
 )
-_SECTION_MARKER = r" {station} 0{{2,}}\d{{1,8}} \d{{3}}(?:\.\d)? OF \d{{3}}\b"
-_PAGE_MARKER = re.compile(
-    rf" (?:(?:{LEVEL_WORDS}) )?PAGE \d{{2,3}}"
-    r" [A-Z][A-Z .'-]{1,40}? \d{2,8}(?: \d{2} OF \d{2})? \d{6}Z?\b"
-)
-_SIGNATURE = re.compile(r"(?<=[.!?\"')]) ([A-Z][A-Z'-]{2,20}(?: [A-Z][A-Z'-]{2,20})?)\s*$")
+_PAGE_MARKER = re.compile(rf" (?:(?:{LEVEL_WORDS}) )?{PAGE_MARKER}\b")
+_SIGNATURE = re.compile(rf"(?<=[.!?\"')]) ({SIGNATURE_NAME})\s*$")
 
 
 def _section_markers(found: ClassLine | None) -> re.Pattern[str]:
     """``ALMATY 00000598 002 OF 002`` run into the text: the class line names the station (a
     pattern open to any words would take the words before the marker with it)."""
     station = re.escape(found.station) if found and found.station else r"[A-Z][A-Z'-]*"
-    return re.compile(_SECTION_MARKER.format(station=station))
+    return re.compile(rf" {station} {SECTION_NUMBERS}\b")
 
 
 def is_flattened(text: str) -> bool:

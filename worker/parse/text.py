@@ -39,15 +39,13 @@ _MOJIBAKE_HINT = re.compile("[\u00c2\u00c3\u00e2][\u0080-\u00bf\u201a-\u203a\u01
 #
 # ``ALMATY 00000598 002 OF 002`` / ``STATE 00012345 001.2 OF 003``: a station, an 8-digit
 # zero-padded serial, then the page. Alone on its line in the teletype copies.
-_SECTION_MARKER = re.compile(
-    r"\n[ \t]*[A-Z][A-Z .'-]{1,40} 0{2,}\d{1,8} +\d{3}(?:\.\d)? +OF +\d{3}[ \t]*(?=\n)"
-)
+# The parts after the station: what the parser of a flattened copy looks for as well.
+SECTION_NUMBERS = r"0{2,}\d{1,8} +\d{3}(?:\.\d)? +OF +\d{3}"
+_SECTION_MARKER = re.compile(rf"\n[ \t]*[A-Z][A-Z .'-]{{1,40}} {SECTION_NUMBERS}[ \t]*(?=\n)")
 # ``PAGE 02 HARARE 06677 01 OF 03 291400Z`` (PDF conversions): the text after the DTG belongs
 # to the running text, so only the marker itself goes (with its line break, if alone on it).
-_PAGE_MARKER = re.compile(
-    r"\n[ \t]*PAGE \d{2,3} +[A-Z][A-Z .'-]{1,40}? +\d{2,8}(?: +\d{2} +OF +\d{2})? +\d{6}Z?[ \t]*"
-    r"(?:\n(?=[ \t]*\S))?"
-)
+PAGE_MARKER = r"PAGE \d{2,3} +[A-Z][A-Z .'-]{1,40}? +\d{2,8}(?: +\d{2} +OF +\d{2})? +\d{6}Z?"
+_PAGE_MARKER = re.compile(rf"\n[ \t]*{PAGE_MARKER}[ \t]*(?:\n(?=[ \t]*\S))?")
 # The classification repeated alone at a page break of PDF conversions (`` CONFIDENTIAL``),
 # or at the top of each page of a 1970s copy (``CONFIDENTIAL`` over ``PAGE 02 …``; the first
 # page's stays, a fallback when the cable's own classification line is missing).
