@@ -12,9 +12,9 @@ from collections import Counter
 from typing import Any
 
 from bench.corpus import CORPUS, corpus_files, manifest
+from worker.core.validate import validate_record
 from worker.errors import ParseError, ValidationError
 from worker.parse import parse_cable
-from worker.validate import validate_record
 
 FIELDS = ("reference_id", "date", "classification", "origin")
 TARGETS = {"reference_id": 99.5, "date": 99.5, "classification": 99.5, "origin": 99.0}

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.corpus import corpus_files
+from worker.core.validate import validate_record
 from worker.parse import parse_cable
-from worker.validate import validate_record
 
 RUNS = 5
 

@@ -9,7 +9,7 @@ Measured on this machine, each on a fresh broker database and a fresh storage da
 5. latency at a steady offered load of half the measured Redis + SQLite rate;
 6. optionally (``--soak N``), worker memory over an N-cable run (first tenth vs the end).
 
-Cables come from :mod:`worker.generate` (the dev corpus renumbered, so every run stores new
+Cables come from :mod:`worker.intake.generate` (the dev corpus renumbered, so every run stores new
 cables of the corpus's size distribution). Rates are cables per second from the first enqueue
 to the last storage receipt, medians over ``--runs`` runs with min-max; latency is enqueue to
 storage receipt per cable (the receipt's ``delivered_at`` minus the producer's clock when it
@@ -45,14 +45,14 @@ from sqlalchemy.engine import make_url
 from bench.corpus import corpus_files
 from bench.parse_speed import full_parse
 from bench.parse_speed import measure as measure_parse
-from worker.app import create_app, prepare_broker, publish
-from worker.config import load_config
-from worker.envelope import make_envelope
-from worker.generate import generate, load_templates
-from worker.health import last_ack
-from worker.producer import Producer
-from worker.queues import queue_depth
-from worker.run import start_workers, stop_workers
+from worker.cli.run import start_workers, stop_workers
+from worker.intake.envelope import make_envelope
+from worker.intake.generate import generate, load_templates
+from worker.intake.producer import Producer
+from worker.ops.health import last_ack
+from worker.queue.app import create_app, prepare_broker, publish
+from worker.queue.depths import queue_depth
+from worker.routing.config import load_config
 from worker.settings import Settings
 from worker.storage import upgrade
 from worker.storage.engine import parse_utc
@@ -298,7 +298,7 @@ def noop(env: dict[str, str], cables: Iterator[tuple[str, str]], count: int) -> 
 
 def _drain(app: Celery, settings: Settings) -> None:
     """Wait until the no-op queue is empty and no task was acknowledged for 0.3 s (the
-    workers record each acknowledgement for the readiness probe: see worker.health)."""
+    workers record each acknowledgement for the readiness probe: see worker.ops.health)."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if queue_depth(app, NOOP_QUEUE) == 0:

@@ -10,7 +10,7 @@ validator is compiled once, checked to accept the records and to reject a set of
 variants, then timed: five runs of at least a quarter of a second each, median reported.
 
 Candidates: python-jsonschema (the reference implementation, pure Python), jsonschema-rs (what
-the worker uses), worker.validate.validate_record (jsonschema-rs behind our API), and
+the worker uses), worker.core.validate.validate_record (jsonschema-rs behind our API), and
 fastjsonschema if installed (it generates Python code; it does not claim draft 2020-12, so it
 is tried on the schema as written and on a draft-07 translation).
 """
@@ -31,8 +31,8 @@ import jsonschema
 import jsonschema_rs
 import orjson
 
-from worker.schemas import load_schema
-from worker.validate import validate_record
+from worker.core.schemas import load_schema
+from worker.core.validate import validate_record
 
 Check = Callable[[Any], object]
 RUNS = 5
@@ -215,7 +215,7 @@ def candidates() -> tuple[list[Candidate], list[str]]:
     found = [
         Candidate("jsonschema Draft202012Validator", reference.is_valid),
         Candidate("jsonschema-rs Draft202012Validator", compiled.is_valid),
-        Candidate("worker.validate.validate_record", validate_record),
+        Candidate("worker.core.validate.validate_record", validate_record),
     ]
     notes: list[str] = []
     try:

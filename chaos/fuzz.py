@@ -14,9 +14,9 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
+    from worker.core.validate import validate_record
     from worker.errors import ParseError
     from worker.parse import parse_cable
-    from worker.validate import validate_record
 
 
 def test_one_input(data: bytes) -> None:

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from worker import pipeline
+from worker.core import pipeline
 
 MARKER = "CHAOS-POISON-7d1f"
 _parse = pipeline.parse

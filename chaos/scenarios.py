@@ -27,10 +27,10 @@ from chaos.harness import (
     wait_for_outcomes,
 )
 from chaos.poison import MARKER
-from worker.generate import Template, generate, load_templates
-from worker.health import check_health
-from worker.intake import enqueue_paths
-from worker.producer import Producer
+from worker.intake.enqueue import enqueue_paths
+from worker.intake.generate import Template, generate, load_templates
+from worker.intake.producer import Producer
+from worker.ops.health import check_health
 from worker.settings import Settings
 from worker.storage import upgrade
 

@@ -47,13 +47,13 @@ def test_json_event_is_one_line_with_level_timestamp_and_context() -> None:
     out = io.StringIO()
     logs.configure_logging("json", "INFO", out)
     logs.bind(message_id="m-1", task_id="t-9")
-    logs.get_logger("worker.tasks").info("parsed", size=1234)
+    logs.get_logger("worker.queue.tasks").info("parsed", size=1234)
 
     assert out.getvalue().count("\n") == 1
     [event] = _lines(out)
     assert event["event"] == "parsed"
     assert event["level"] == "info"
-    assert event["logger"] == "worker.tasks"
+    assert event["logger"] == "worker.queue.tasks"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", event["timestamp"])
     assert (event["message_id"], event["task_id"], event["size"]) == ("m-1", "t-9", 1234)
 
@@ -93,7 +93,7 @@ def test_exceptions_render_as_a_traceback_string() -> None:
     try:
         raise ZeroDivisionError("division by zero")
     except ZeroDivisionError:
-        logs.get_logger("worker.tasks").exception("failed")
+        logs.get_logger("worker.queue.tasks").exception("failed")
         logging.getLogger("kombu").error("failed too", exc_info=True)
 
     events = _lines(out)
@@ -107,7 +107,7 @@ def test_url_passwords_and_secret_keys_are_masked() -> None:
     """A password in a URL (value, failover list or stdlib message) and secret-named keys become ***."""
     out = io.StringIO()
     logs.configure_logging("json", "INFO", out)
-    log = logs.get_logger("worker.broker")
+    log = logs.get_logger("worker.queue.broker")
     log.info("connecting", broker_url=f"redis://:{SECRET}@redis:6379/0")
     log.info("failover", broker_url=f"redis://a:6379;redis://:{SECRET}@b:6379/0")
     log.info("login", password=SECRET, api_token=SECRET, Authorization=f"Bearer {SECRET}")
@@ -126,7 +126,7 @@ def test_cable_body_keys_are_dropped() -> None:
     out = io.StringIO()
     logs.configure_logging("json", "INFO", out)
     logs.bind(raw=CABLE_BODY)
-    logs.get_logger("worker.tasks").info("parsed", text=CABLE_BODY, body=CABLE_BODY, size=7)
+    logs.get_logger("worker.queue.tasks").info("parsed", text=CABLE_BODY, body=CABLE_BODY, size=7)
 
     assert CABLE_BODY not in out.getvalue()
     [event] = _lines(out)
@@ -138,10 +138,10 @@ def test_level_filtering() -> None:
     """At INFO, debug events are dropped (structlog and stdlib) and noisy libraries need WARNING."""
     out = io.StringIO()
     logs.configure_logging("json", "INFO", out)
-    logs.get_logger("worker.tasks").debug("hidden")
+    logs.get_logger("worker.queue.tasks").debug("hidden")
     logging.getLogger("celery").debug("hidden too")
     logging.getLogger("kombu.connection").info("chatty")
-    logs.get_logger("worker.tasks").info("shown")
+    logs.get_logger("worker.queue.tasks").info("shown")
 
     assert [e["event"] for e in _lines(out)] == ["shown"]
 
@@ -151,7 +151,7 @@ def test_debug_level_lets_noisy_libraries_through() -> None:
     out = io.StringIO()
     logs.configure_logging("json", "INFO", out)
     logs.configure_logging("json", "DEBUG", out)
-    logs.get_logger("worker.tasks").debug("ours")
+    logs.get_logger("worker.queue.tasks").debug("ours")
     logging.getLogger("kombu.connection").info("theirs")
 
     assert [e["event"] for e in _lines(out)] == ["ours", "theirs"]
@@ -174,7 +174,7 @@ def test_console_on_non_tty_has_no_ansi_codes() -> None:
     """The console renderer on a stream that is not a TTY writes plain text, no ANSI escapes."""
     out = io.StringIO()
     logs.configure_logging("console", "INFO", out)
-    logs.get_logger("worker.tasks").warning("plain", size=3)
+    logs.get_logger("worker.queue.tasks").warning("plain", size=3)
     logging.getLogger("celery").error("plain too")
 
     text = out.getvalue()

@@ -68,7 +68,7 @@ def test_installed_package_finds_its_schemas(wheel: Path, tmp_path: Path) -> Non
     )
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from worker.schemas import schema_path; from worker.validate import violations;"
+        "from worker.core.schemas import schema_path; from worker.core.validate import violations;"
         "print(schema_path('cable')); print(len(violations('cable', {})))"
     )
     result = subprocess.run(

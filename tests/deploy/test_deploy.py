@@ -33,10 +33,10 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from worker.app import INTAKE_QUEUE, celery_config
 from worker.cli import build_parser
-from worker.config import DEFAULT as DEFAULT_CONFIG
-from worker.config import load_config
+from worker.queue.app import INTAKE_QUEUE, celery_config
+from worker.routing.config import DEFAULT as DEFAULT_CONFIG
+from worker.routing.config import load_config
 from worker.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]

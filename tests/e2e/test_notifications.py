@@ -21,9 +21,9 @@ import pytest
 
 from tests.e2e.conftest import SAMPLE
 from tests.services import redis_db_url
-from worker.producer import Producer
+from worker.intake.producer import Producer
+from worker.routing.signing import verify
 from worker.settings import Settings
-from worker.signing import verify
 from worker.storage import DeadLetterStore, ReceiptStore, upgrade
 
 SECRET = "s3cret-for-tests-only"

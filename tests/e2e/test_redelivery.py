@@ -17,8 +17,8 @@ import redis
 
 from tests.e2e.conftest import SAMPLE
 from tests.services import redis_db_url
-from worker.app import INGEST_TASK, INTAKE_QUEUE, create_app
-from worker.envelope import make_envelope
+from worker.intake.envelope import make_envelope
+from worker.queue.app import INGEST_TASK, INTAKE_QUEUE, create_app
 from worker.settings import Settings
 from worker.storage import DeadLetterStore, ReceiptStore, upgrade
 

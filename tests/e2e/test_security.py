@@ -15,8 +15,8 @@ import pytest
 from tests.e2e.conftest import SAMPLE, Runner
 from tests.e2e.test_redelivery import _stop
 from tests.services import postgres_schema_url, redis_db_url
-from worker.app import INGEST_TASK, INTAKE_QUEUE, create_app
-from worker.envelope import make_envelope
+from worker.intake.envelope import make_envelope
+from worker.queue.app import INGEST_TASK, INTAKE_QUEUE, create_app
 from worker.settings import Settings
 from worker.storage import ReceiptStore, upgrade
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from tests.e2e.conftest import SAMPLE
 from tests.services import postgres_schema_url, redis_db_url
-from worker.producer import Producer
+from worker.intake.producer import Producer
 from worker.settings import Settings
 from worker.storage import DeadLetterStore, ReceiptStore, upgrade
 

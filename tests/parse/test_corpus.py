@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.corpus import CORPUS, manifest
+from worker.core.validate import validate_record
 from worker.parse import parse_cable
-from worker.validate import validate_record
 
 ROWS = manifest()
 FILES = sorted(CORPUS.glob("*.txt")) if CORPUS.is_dir() else []

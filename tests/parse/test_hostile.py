@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from worker.core.validate import validate_record
 from worker.errors import ParseError
 from worker.parse import parse_cable
-from worker.validate import validate_record
 
 HEAD = "C O N F I D E N T I A L ALMATY 000598\nE.O. 12958: DECL: 02/13/2016\n"
 

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.conftest import SAMPLE
+from worker.core.validate import validate_record
 from worker.errors import ParseError
-from worker.generate import template
+from worker.intake.generate import template
 from worker.parse import parse_cable
-from worker.validate import validate_record
 
 SAMPLE_TEXT = SAMPLE.read_text(encoding="utf-8")
 SAMPLE_LINES = SAMPLE_TEXT.split("\n")
@@ -116,7 +116,7 @@ def test_reference_id_agrees_with_the_header(
 @PROPERTY
 @given(serial=st.integers(1, 999_999))
 def test_renumbered_sample_keeps_its_identity(serial: int) -> None:
-    """The generator's copies parse to the reference id they were given (worker.generate)."""
+    """The generator's copies parse to the reference id they were given (worker.intake.generate)."""
     made = template(SAMPLE_TEXT)
     assert made is not None
     assume(serial != made.serial)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from worker.core.validate import validate_record
 from worker.parse import parse_cable
-from worker.validate import validate_record
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "06ALMATY598.scraped.txt"
 

@@ -9,11 +9,11 @@ from typing import Any
 import orjson
 import pytest
 
+from worker.core.validate import validate_record
 from worker.errors import ParseError
 from worker.parse import parse_cable
 from worker.parse.classification import match_class_line
 from worker.parse.flattened import is_flattened
-from worker.validate import validate_record
 
 HEADER = """VZCZCXRO6349
 PP RUEHDBU

@@ -26,8 +26,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.services import closed_port, redis_db_url, unavailable
-from worker.config import SinkConfig
 from worker.errors import PermanentSinkError, SinkError, TransientSinkError
+from worker.routing.config import SinkConfig
 from worker.sinks import build_notifier
 from worker.sinks.base import Delivery
 from worker.sinks.notify import NotificationSink

@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from worker.errors import ConfigurationError, PermanentSinkError, TransientSinkError
-from worker.notification import build_notification
+from worker.routing.notification import build_notification
 from worker.sinks.email import EmailNotifier, build, message_id
 
 USER, PASSWORD = "alerts", "s3cret-Pa55word"

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from worker.errors import ConfigurationError, PermanentSinkError, TransientSinkError
-from worker.notification import build_notification
+from worker.routing.notification import build_notification
 from worker.sinks.file import FileNotifier, build, relative_path
 
 KEY_HASH = "a84930dbada638b3"  # the first 16 hex digits of sha256("m-1:files")

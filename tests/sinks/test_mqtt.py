@@ -25,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.services import closed_port, unavailable
 from worker.errors import ConfigurationError, PermanentSinkError, TransientSinkError
-from worker.notification import build_notification
+from worker.routing.notification import build_notification
 from worker.sinks.mqtt import MqttNotifier, build, slug, topic_for
 
 HOST = os.environ.get("CABLE_INGEST_TEST_MQTT_HOST", "127.0.0.1")

@@ -19,7 +19,7 @@ import redis
 
 from tests.services import closed_port, redis_db_url
 from worker.errors import ConfigurationError, PermanentSinkError, TransientSinkError
-from worker.notification import build_notification, delivery_key
+from worker.routing.notification import build_notification, delivery_key
 from worker.sinks.redis_stream import GUARD_TTL_S, RedisStreamNotifier, build, guard_key
 
 STREAM = "cables"

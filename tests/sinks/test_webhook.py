@@ -1,7 +1,7 @@
 """The webhook sink and its signing scheme, against a real HTTP server on 127.0.0.1.
 
 The server (``http.server.ThreadingHTTPServer`` in a thread, HTTP/1.1 keep-alive) verifies every
-request with :func:`worker.signing.verify` (answering 401 when it fails), records what arrived,
+request with :func:`worker.routing.signing.verify` (answering 401 when it fails), records what arrived,
 and answers with a scripted status sequence, extra reply headers, or not at all (``hang``).
 """
 
@@ -32,8 +32,8 @@ from worker.errors import (
     PermanentSinkError,
     TransientSinkError,
 )
-from worker.notification import build_notification, delivery_key
-from worker.signing import SignatureError, sign, signature_header, verify
+from worker.routing.notification import build_notification, delivery_key
+from worker.routing.signing import SignatureError, sign, signature_header, verify
 from worker.sinks.webhook import WebhookNotifier, build, parse_retry_after
 
 SECRET = "whsec-Zq8vP3kT9s-test-only"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from worker.core.pipeline import Failure, dead_letter, ingest
+from worker.core.validate import validate_dead_letter
 from worker.errors import PermanentSinkError
-from worker.pipeline import Failure, dead_letter, ingest
 from worker.storage import DeadLetterStore
-from worker.validate import validate_dead_letter
 
 
 def letter(base: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from worker.cli.store import (
     terminal_width,
     write_json,
 )
-from worker.config import load_config
+from worker.routing.config import load_config
 from worker.settings import redact_url as redact_broker_url
 from worker.storage import DeadLetterStore, redact_url
 
@@ -162,7 +162,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         configured = load_config(settings.config_file).sinks
         for sink in sorted(unconfigured - set(configured)):
             complain(args, f"warning: no sink {sink} in the configuration; no worker reads it")
-        from worker.producer import Producer  # noqa: PLC0415 - imports the app: reads settings
+        from worker.intake.producer import Producer  # noqa: PLC0415 - imports the app: reads settings
 
         started = datetime.now(UTC)
         try:

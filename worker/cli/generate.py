@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from worker.errors import CableIngestError
-from worker.generate import load_templates, write_cables
+from worker.intake.generate import load_templates, write_cables
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

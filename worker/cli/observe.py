@@ -16,10 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 from celery import Celery
 
-from worker.app import create_app
-from worker.health import Health, check_health
 from worker.logs import configure_logging, get_logger
-from worker.metrics import CONTENT_TYPE, render_metrics
+from worker.ops.health import Health, check_health
+from worker.ops.metrics import CONTENT_TYPE, render_metrics
+from worker.queue.app import create_app
 from worker.settings import Settings
 
 DEFAULT_PORT = 9808

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import orjson
 
+from worker.core.validate import validate_record
 from worker.errors import CableIngestError, ValidationError
 from worker.parse import parse_cable
-from worker.validate import validate_record
 
 
 def _inputs(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:

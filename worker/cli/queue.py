@@ -9,16 +9,16 @@ import sys
 import orjson
 from tqdm import tqdm
 
-from worker.app import INTAKE_QUEUE, app, celery_config, sink_queue
-from worker.config import load_config
-from worker.envelope import IntakeError
-from worker.intake import enqueue_paths
+from worker.cli.run import run_job
+from worker.intake.enqueue import enqueue_paths
+from worker.intake.envelope import IntakeError
+from worker.intake.producer import Producer
+from worker.intake.sources import count_hint
 from worker.logs import configure_logging
-from worker.producer import Producer
-from worker.run import run_job
+from worker.queue.app import INTAKE_QUEUE, app, celery_config, sink_queue
+from worker.routing.config import load_config
 from worker.settings import Settings
 from worker.sinks import build_sinks
-from worker.sources import count_hint
 from worker.storage import ReceiptStore, redact_url, upgrade
 
 EMBEDDED_OPTIONS = ["--without-gossip", "--without-mingle", "--without-heartbeat"]

@@ -11,10 +11,10 @@ import time
 import orjson
 from celery import Celery
 
-from worker.app import create_app
 from worker.logs import configure_logging
+from worker.ops.status import Status, collect_status, render
+from worker.queue.app import create_app
 from worker.settings import Settings
-from worker.status import Status, collect_status, render
 
 DEFAULT_WATCH_S = 2.0
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, then clear the screen

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import importlib
 
-from worker.config import STORAGE, Config
 from worker.errors import ConfigurationError
+from worker.routing.config import STORAGE, Config
 from worker.settings import Settings
 from worker.sinks.base import Delivery, Notifier, Sink
 from worker.sinks.notify import NotificationSink

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from worker.core.validate import validate
 from worker.errors import ConfigurationError, ValidationError
-from worker.validate import validate
 
 
 def check_options(kind: str, name: str, options: Mapping[str, Any]) -> None:

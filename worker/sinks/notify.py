@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from worker.config import SinkConfig
 from worker.errors import SinkError
-from worker.notification import build_notification, delivery_key
-from worker.routing import above_clearance
+from worker.routing.config import SinkConfig
+from worker.routing.notification import build_notification, delivery_key
+from worker.routing.rules import above_clearance
 from worker.sinks.base import Delivery, Notifier
 from worker.storage import Receipt, ReceiptStore
 

@@ -2,7 +2,7 @@
 
 The body is the notification document (``schemas/notification.schema.json``) as orjson bytes;
 the headers are ``Content-Type: application/json``, ``X-Cable-Ingest-Signature`` (see
-:mod:`worker.signing`, which also tells receivers how to verify it), ``Idempotency-Key`` (the
+:mod:`worker.routing.signing`, which also tells receivers how to verify it), ``Idempotency-Key`` (the
 delivery key, the same on every redelivery), ``User-Agent: cable-ingest/<version>`` and the
 configured static headers. One ``httpx.Client`` per process, made on the first send (a forked
 child makes its own), keeps connections open for reuse. Outcomes: 2xx delivered; 408, 429 (with
@@ -24,8 +24,8 @@ import orjson
 
 from worker import __version__
 from worker.errors import ConfigurationError, PermanentSinkError, TransientSinkError
+from worker.routing.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature_header
 from worker.settings import read_secret, redact_url
-from worker.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature_header
 from worker.sinks.base import check_options
 
 MAX_RETRY_AFTER_S = 3600.0

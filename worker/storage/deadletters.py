@@ -1,7 +1,7 @@
 """The dead-letter store: every failure, durable, browsable, replayable and purgeable.
 
 Documents go in and come out in the shape of ``schemas/dead-letter.schema.json`` (what
-``worker.pipeline.dead_letter`` builds), timestamps as ISO 8601 UTC with a ``Z``. A failure
+``worker.core.pipeline.dead_letter`` builds), timestamps as ISO 8601 UTC with a ``Z``. A failure
 seen again at the same stage is the same dead letter: it is recognised by the SHA-256 of the
 raw text, else by its message id and reference id, and a repeat adds its attempts and moves
 ``last_seen`` instead of adding a row.

@@ -1,0 +1,156 @@
+"""Envelopes, and the checks every raw input passes at the door before it becomes one.
+
+:func:`check_input` turns the bytes a producer received into text, or raises
+:class:`IntakeError` with a ``reason_code`` and a message that gives sizes and offsets, never
+content. :func:`make_envelope` wraps the text in what ``schemas/envelope.schema.json`` describes.
+
+Decoding: UTF-8 first (a leading byte order mark is dropped: it is an encoding artefact, not
+text). Bytes that are not UTF-8 are decoded as cp1252 (a superset of the printable part of
+latin-1, the usual encoding of old scraped copies), strictly: the five bytes cp1252 leaves
+undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) make the input undecodable, since they appear in neither
+real cp1252 nor latin-1 text. UTF-16 and UTF-32 (recognised by their byte order mark) are refused
+with a message saying so, rather than as binary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from worker.errors import CableIngestError
+
+ReasonCode = Literal["empty", "oversize", "binary", "undecodable", "missing", "unreadable"]
+Scalar = str | int | float | bool | None
+
+MAX_CONTROL_RATIO = 0.05
+"""Largest share of control bytes (other than tab, newlines, form feed) that text may hold."""
+
+MAX_SOURCE_CHARS = 200
+"""The envelope schema's limit on ``source``; longer names keep their end, the specific part."""
+
+_WHITESPACE_CONTROLS = b"\t\n\v\f\r"
+_CONTROL_BYTES = bytes(b for b in [*range(0x20), 0x7F] if b not in _WHITESPACE_CONTROLS)
+_WIDE_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+
+
+class IntakeError(CableIngestError, ValueError):
+    """A raw input was refused at the door; ``reason_code`` says why in one word.
+
+    Codes: ``empty`` (nothing but whitespace), ``oversize`` (over the byte limit), ``binary``
+    (NUL bytes or too many control bytes), ``undecodable`` (neither UTF-8 nor cp1252),
+    ``missing`` (no such path), ``unreadable`` (the path or archive could not be read).
+    """
+
+    def __init__(self, reason_code: ReasonCode, message: str) -> None:
+        super().__init__(message)
+        self.reason_code: ReasonCode = reason_code
+
+
+def check_input(data: bytes, *, max_bytes: int) -> str:
+    """Return ``data`` decoded to text, or raise :class:`IntakeError` saying why it is refused."""
+    if len(data) > max_bytes:
+        raise IntakeError(
+            "oversize", f"input is {len(data):,} bytes, over the limit of {max_bytes:,} bytes"
+        )
+    if not data.strip():
+        raise IntakeError("empty", f"input is empty ({len(data):,} bytes of whitespace)")
+    for bom, encoding in _WIDE_BOMS.items():
+        if data.startswith(bom):
+            raise IntakeError("undecodable", f"input is {encoding}; only UTF-8 is accepted")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise IntakeError("binary", f"input holds a NUL byte at offset {nul}: binary, not text")
+    controls = len(data) - len(data.translate(None, _CONTROL_BYTES))
+    if controls > MAX_CONTROL_RATIO * len(data):
+        raise IntakeError(
+            "binary",
+            f"{controls:,} of {len(data):,} bytes are control characters "
+            f"(more than {MAX_CONTROL_RATIO:.0%}): binary, not text",
+        )
+    text = _decode(data)
+    if not text.strip():
+        raise IntakeError("empty", "input holds nothing but whitespace")
+    return text
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as utf8_error:
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError as cp1252_error:
+            bad = data[cp1252_error.start]
+            raise IntakeError(
+                "undecodable",
+                f"input is not UTF-8 (invalid byte 0x{data[utf8_error.start]:02X} at offset "
+                f"{utf8_error.start}) nor cp1252 (byte 0x{bad:02X} at offset "
+                f"{cp1252_error.start} has no cp1252 character)",
+            ) from None
+
+
+def make_envelope(
+    text: str,
+    *,
+    source: str,
+    metadata: Mapping[str, Scalar] | None = None,
+    received_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Wrap ``text`` in a queue envelope: id, source, received_at, sha256, text, metadata.
+
+    ``received_at`` defaults to now and must be timezone-aware; it is written in UTC with a Z.
+    A ``source`` longer than the schema allows keeps its last characters behind an ellipsis.
+    ``metadata`` must be flat: string keys, scalar values, finite numbers. It is omitted when
+    None.
+    """
+    if not source:
+        raise ValueError("source must be a non-empty string")
+    if len(source) > MAX_SOURCE_CHARS:
+        source = "…" + source[-(MAX_SOURCE_CHARS - 1) :]
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise IntakeError(
+            "undecodable", f"text holds a lone surrogate at offset {exc.start}: not Unicode"
+        ) from None
+    envelope: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "source": source,
+        "received_at": format_utc(received_at or datetime.now(UTC)),
+        "sha256": hashlib.sha256(encoded).hexdigest(),
+        "text": text,
+    }
+    if metadata is not None:
+        envelope["metadata"] = _plain_metadata(metadata)
+    return envelope
+
+
+def format_utc(moment: datetime) -> str:
+    """Return ``moment`` as ISO 8601 in UTC with a Z ("2024-05-01T09:30:00.123456Z")."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"received_at must be timezone-aware, got naive {moment.isoformat()}")
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds") + "Z"
+
+
+def _plain_metadata(metadata: Mapping[str, Scalar]) -> dict[str, Scalar]:
+    plain: dict[str, Scalar] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise TypeError(f"metadata keys must be strings, got {type(key).__name__} {key!r}")
+        if value is not None and not isinstance(value, str | int | float | bool):
+            kind = type(value).__name__
+            raise TypeError(f"metadata[{key!r}] must be a str, number, bool or None, got {kind}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"metadata[{key!r}] must be a finite number, got {value}")
+        plain[key] = value
+    return plain

@@ -1,0 +1,258 @@
+"""One screen for the operator: queues, workers, throughput, dead letters, last deliveries.
+
+:func:`collect_status` reads the broker (:mod:`worker.ops.inspect`) and the storage database;
+:func:`render` turns a :class:`Status` into aligned plain text, :meth:`Status.as_dict` into
+JSON-ready values. Throughput counts the last :data:`WINDOW_S` seconds:
+
+* intake: envelopes settled, i.e. the distinct message ids with a receipt from a storage sink,
+  plus the dead letters of the stages that end an envelope (intake, parse, validate,
+  ``sink:<storage sink>``) last seen in the window;
+* each sink: its receipts in the window, whatever the outcome (``withheld`` included).
+
+The last success of a sink is its latest receipt with outcome delivered, inserted, unchanged
+or revised (not ``withheld``: nothing was sent). Nothing is written anywhere: a database that
+was never migrated shows its figures as unknown, with a note, instead of being created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import func, inspect, select
+
+from worker.ops.inspect import QueueInfo, WorkerInfo, inspect_queues, workers_online
+from worker.queue.app import INTAKE_QUEUE, create_app, sink_queue
+from worker.routing.config import Config
+from worker.settings import Settings, redact_url
+from worker.storage import DeadLetterStore
+from worker.storage.engine import Database, utc_iso
+from worker.storage.schema import dead_letters, receipts
+
+WINDOW_S = 60
+SUCCESS = ("delivered", "inserted", "unchanged", "revised")
+INTAKE_STAGES = ("intake", "parse", "validate")
+NA = "n/a"
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStatus:
+    """One sink: its queue, receipts in the window, last success and dead letters (None:
+    unknown, the database is not migrated)."""
+
+    name: str
+    type: str
+    queue: str
+    receipts_last_window: int | None
+    last_success: datetime | None
+    dead_letters: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Everything on the screen, as read at ``at``."""
+
+    at: datetime
+    broker: str
+    database: str
+    batch_size: int
+    queues: list[QueueInfo]
+    workers: list[WorkerInfo] | None  # None: the broker cannot tell (embedded broker)
+    intake_settled_last_window: int | None
+    sinks: list[SinkStatus]
+    dead_letters: dict[str, int] | None  # by stage; None: unknown
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def intake_dead_letters(self) -> int | None:
+        """Dead letters of the intake, parse and validate stages."""
+        if self.dead_letters is None:
+            return None
+        return sum(self.dead_letters.get(stage, 0) for stage in INTAKE_STAGES)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready values; times in ISO 8601 UTC with a Z, ages in seconds."""
+        sinks = [{**asdict(s), "last_success": utc_iso(s.last_success)} for s in self.sinks]
+        return {
+            "at": utc_iso(self.at),
+            "broker": self.broker,
+            "database": self.database,
+            "batch_size": self.batch_size,
+            "window_s": WINDOW_S,
+            "workers": None if self.workers is None else [asdict(w) for w in self.workers],
+            "queues": [asdict(q) for q in self.queues],
+            "intake": {
+                "settled_last_window": self.intake_settled_last_window,
+                "dead_letters": self.intake_dead_letters,
+            },
+            "sinks": sinks,
+            "dead_letters": self.dead_letters,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Figures:
+    receipts_by_sink: dict[str, int]
+    settled: int
+    last_success: dict[str, datetime]
+    dead_by_stage: dict[str, int]
+
+
+def collect_status(settings: Settings, app: Celery | None = None) -> Status:
+    """Read the broker and the database now; BrokerUnavailableError, TransientSinkError…"""
+    app = app or create_app(settings)
+    config: Config = app.conf["cable_ingest_config"]
+    names = [INTAKE_QUEUE, *map(sink_queue, config.sinks)]
+    at = datetime.now(UTC)
+    queues = inspect_queues(app, settings, names, at.timestamp())
+    workers = workers_online(app)
+    notes: list[str] = []
+    if settings.broker_url.startswith("filesystem:"):
+        folder = Path(settings.broker_transport_options()["data_folder_in"])
+        if not folder.is_dir():
+            notes.append(f"queue folder {folder} does not exist: nothing was enqueued here yet")
+    storage = [s.name for s in config.sinks.values() if not s.notifies]
+    figures = _read_database(settings.database_url, storage, at - timedelta(seconds=WINDOW_S))
+    if figures is None:
+        notes.append("the database has no tables yet (`cable-ingest migrate` makes them)")
+    figs, known = figures or _Figures({}, 0, {}, {}), figures is not None
+    sinks = [
+        SinkStatus(
+            *(sink.name, sink.type, sink_queue(sink.name)),
+            figs.receipts_by_sink.get(sink.name, 0) if known else None,
+            figs.last_success.get(sink.name),
+            figs.dead_by_stage.get(f"sink:{sink.name}", 0) if known else None,
+        )
+        for sink in config.sinks.values()
+    ]
+    return Status(
+        at=at,
+        broker=redact_url(settings.broker_url),
+        database=redact_url(settings.database_url),
+        batch_size=settings.batch_size,
+        queues=queues,
+        workers=workers,
+        intake_settled_last_window=figs.settled if known else None,
+        sinks=sinks,
+        dead_letters=figs.dead_by_stage if known else None,
+        notes=notes,
+    )
+
+
+def _migrated(db: Database) -> bool:
+    """Whether the tables exist, without creating an SQLite file that is not there."""
+    name = db.url.database or ""
+    if db.backend == "sqlite" and not name.startswith("file:") and not Path(name).is_file():
+        return False
+    with db.errors("looking for the tables"), db.engine.connect() as conn:
+        tables = inspect(conn)
+        return tables.has_table(receipts.name) and tables.has_table(dead_letters.name)
+
+
+def _read_database(url: str, storage: list[str], since: datetime) -> _Figures | None:
+    db = Database(url)
+    letters = DeadLetterStore(url)
+    try:
+        if not _migrated(db):
+            return None
+        recent = select(receipts.c.sink, func.count()).where(receipts.c.delivered_at >= since)
+        settled = select(func.count(receipts.c.message_id.distinct())).where(
+            receipts.c.delivered_at >= since, receipts.c.sink.in_(storage)
+        )
+        terminal = [*INTAKE_STAGES, *(f"sink:{name}" for name in storage)]
+        failed = select(func.count()).where(
+            dead_letters.c.last_seen >= since, dead_letters.c.stage.in_(terminal)
+        )
+        last = select(receipts.c.sink, func.max(receipts.c.delivered_at))
+        last = last.where(receipts.c.outcome.in_(SUCCESS)).group_by(receipts.c.sink)
+        with db.errors("reading receipts and dead letters"), db.engine.connect() as conn:
+            by_sink = {s: int(n) for s, n in conn.execute(recent.group_by(receipts.c.sink))}
+            done = int(conn.execute(settled).scalar_one()) + int(conn.execute(failed).scalar_one())
+            successes = {s: at for s, at in conn.execute(last) if at is not None}
+        return _Figures(by_sink, done, successes, letters.counts_by_stage())
+    finally:
+        letters.close()
+        db.dispose()
+
+
+def human_age(seconds: float) -> str:
+    """``42s``, ``4m 12s``, ``3h 5m``, ``2d 4h``."""
+    s = int(max(0.0, seconds))
+    for big, size, small, small_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60)):
+        if s >= size:
+            return f"{s // size}{big} {s % size // small_size}{small}"
+    return f"{s // 60}m {s % 60}s" if s >= 60 else f"{s}s"
+
+
+def _known(value: int | None) -> str:
+    return NA if value is None else str(value)
+
+
+def _workers(workers: list[WorkerInfo] | None) -> str:
+    if workers is None:
+        return f"{NA} (the embedded broker has no broadcast: check the worker processes)"
+    if not workers:
+        return "0 online (none answered within 1 s)"
+    running = sum(w.active_tasks for w in workers)
+    listed = ", ".join(f"{w.name} ({w.active_tasks})" for w in workers)
+    return f"{len(workers)} online, {running} tasks running: {listed}"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    """Columns aligned: the first to the left, the others to the right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def render(status: Status, width: int = 0) -> list[str]:
+    """The screen as lines, each cut to ``width`` characters (0: no limit)."""
+    rows: list[tuple[str, ...]] = [
+        ("QUEUE", "WAITING", "UNACKED", "OLDEST", f"LAST {WINDOW_S}S", "LAST OK", "DEAD")
+    ]
+    by_name = {sink.queue: sink for sink in status.sinks}
+    for queue in status.queues:
+        oldest = "-" if queue.depth == 0 else NA
+        if queue.oldest_age_s is not None and queue.depth:
+            oldest = human_age(queue.oldest_age_s)
+        sink = by_name.get(queue.name)
+        if sink is None:  # the intake queue
+            done, ok, dead = status.intake_settled_last_window, "-", status.intake_dead_letters
+        else:
+            done, dead = sink.receipts_last_window, sink.dead_letters
+            ok = NA if status.dead_letters is None else "never"
+            if sink.last_success is not None:
+                ok = human_age((status.at - sink.last_success).total_seconds()) + " ago"
+        row = (queue.name, str(queue.depth), str(queue.unacked), oldest, _known(done), ok)
+        rows.append((*row, _known(dead)))
+    stages = status.dead_letters
+    letters = NA
+    if stages is not None:
+        shown = {**dict.fromkeys(INTAKE_STAGES, 0), **dict(sorted(stages.items()))}
+        letters = ", ".join(f"{stage} {n}" for stage, n in shown.items())
+        letters += f"  (total {sum(shown.values())})"
+    lines = [
+        f"cable-ingest status at {utc_iso(status.at.replace(microsecond=0))}",
+        f"broker    {status.broker}",
+        f"database  {status.database}",
+        f"workers   {_workers(status.workers)}",
+        "",
+        *_table(rows),
+        "",
+        f"dead letters by stage: {letters}",
+        f"WAITING, UNACKED: broker messages (intake: up to {status.batch_size} cables each)",
+        f"LAST {WINDOW_S}S: cables settled (intake), receipts (sinks); LAST OK: last success;"
+        " DEAD: dead letters held",
+        *(f"note: {note}" for note in status.notes),
+    ]
+    if width > 0:
+        lines = [line if len(line) <= width else line[: width - 1] + "~" for line in lines]
+    return lines

@@ -1,0 +1,321 @@
+"""The two Celery tasks, thin: deserialise, call the core, fan out, decide retries.
+
+``ingest`` takes a batch of envelopes off the intake queue, parses and validates each one
+(:mod:`worker.core.pipeline`), dead-letters the failures one by one and sends the records to each
+sink's own queue, except for inline sinks (storage, by default), which it writes itself: one
+trip through the broker fewer per cable. ``deliver`` writes a batch to one sink: every batch of
+a queued sink, and an inline sink's batch that the ingest task could not write. Both retry what
+failed around the core (a database or broker that is away) with backoff, and dead-letter after
+the last attempt: a task never ends in an exception, because Celery would ack the message and
+the batch would be lost.
+
+A message that comes back after its worker was lost (Redis restores it, flagged redelivered)
+is split into single-item messages, so that a poison item is isolated from its batch-mates;
+a single item delivered more than ``max_deliveries`` times is dead-lettered instead of looping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Retry
+
+from worker.core import pipeline
+from worker.core.pipeline import Failure, Parsed, dead_letter
+from worker.errors import PermanentSinkError, TransientSinkError
+from worker.logs import get_logger
+from worker.ops import metrics
+from worker.queue.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, app, publish, sink_queue
+from worker.queue.retry import backoff
+from worker.queue.runtime import Runtime, current
+from worker.routing.config import Config
+from worker.routing.rules import route
+from worker.settings import Settings
+from worker.sinks import Delivery
+from worker.storage import Receipt
+
+log = get_logger("worker.queue.tasks")
+
+
+def _runtime() -> Runtime:
+    settings: Settings = app.conf["cable_ingest_settings"]
+    config: Config = app.conf["cable_ingest_config"]
+    return current(settings, config)
+
+
+@app.task(name=INGEST_TASK, bind=True, max_retries=None)  # _run_guarded counts retries
+def ingest(self: Task[Any, Any], envelopes: list[dict[str, Any]]) -> None:
+    """Parse, validate and route a batch of envelopes."""
+    runtime = _runtime()
+
+    def give_up(stage_error: str, reason: str, attempts: int) -> None:
+        failures = [Failure("parse", stage_error, reason, e) for e in envelopes]
+        _dead_letter(runtime, failures, attempts=attempts)
+
+    def resend_one_by_one() -> None:
+        for envelope in envelopes:
+            publish(app, INGEST_TASK, [[envelope]], INTAKE_QUEUE)
+
+    _run_guarded(
+        self, runtime, len(envelopes), lambda: _ingest(runtime, envelopes), give_up,
+        resend_one_by_one, INTAKE_QUEUE,
+    )  # fmt: skip
+
+
+def _ingest(runtime: Runtime, envelopes: Sequence[Mapping[str, Any]]) -> None:
+    per_sink: dict[str, list[Delivery]] = {name: [] for name in runtime.sinks}
+    withheld: list[Receipt] = []
+    failures: list[Failure] = []
+    metrics.received(len(envelopes))
+    for envelope in envelopes:
+        outcome = _ingest_logged(envelope)
+        if not isinstance(outcome, Parsed):
+            failures.append(outcome)
+            continue
+        message_id, record = str(envelope["id"]), outcome.record
+        decision = route(record, runtime.config)
+        for target in decision.routes:
+            per_sink[target.sink].append(Delivery(message_id, record, target.rule))
+        for target in decision.withheld:
+            withheld.append(
+                Receipt(message_id, target.sink, record.get("reference_id"), "withheld")
+            )
+            metrics.withheld(target.sink)
+            log.info(
+                "withheld", message_id=message_id, reference_id=record.get("reference_id"),
+                sink=target.sink, rule=target.rule, classification=record.get("classification"),
+            )  # fmt: skip
+    inline: list[tuple[str, list[Delivery]]] = []
+    for name, deliveries in per_sink.items():
+        sink = runtime.config.sinks[name]
+        size = sink.batch_size or runtime.settings.batch_size
+        for start in range(0, len(deliveries), size):
+            batch = deliveries[start : start + size]
+            if sink.inline:
+                inline.append((name, batch))
+            else:
+                _send(name, batch)
+    for name, batch in inline:  # after the queued sinks: a slow one holds back no other
+        _write_inline(runtime, name, batch)
+    if withheld:
+        runtime.receipts.add_many(withheld)
+    _dead_letter(runtime, failures)
+
+
+def _ingest_logged(envelope: Mapping[str, Any]) -> Parsed | Failure:
+    bound = log.bind(message_id=envelope.get("id"), sha256=envelope.get("sha256"))
+    bound.info("received", source=envelope.get("source"))
+    failure = pipeline.check(envelope)
+    if failure is not None:
+        return failure
+    started = time.perf_counter()
+    record = pipeline.parse(envelope)
+    if isinstance(record, Failure):
+        return record
+    parsed = time.perf_counter()
+    metrics.parsed()
+    metrics.observe("parse", parsed - started)
+    bound = bound.bind(reference_id=record.get("reference_id"))
+    bound.info("parsed", duration_ms=round((parsed - started) * 1000, 3))
+    outcome = pipeline.validate(envelope, record)
+    validated = time.perf_counter()
+    metrics.observe("validate", validated - parsed)
+    if isinstance(outcome, Parsed):
+        bound.info("validated", duration_ms=round((validated - parsed) * 1000, 3))
+    return outcome
+
+
+@app.task(name=DELIVER_TASK, bind=True, max_retries=None)
+def deliver(self: Task[Any, Any], sink: str, messages: list[dict[str, Any]]) -> None:
+    """Write a batch of records to one sink."""
+    runtime = _runtime()
+    batch = [Delivery.from_message(m) for m in messages]
+
+    def give_up(error_class: str, reason: str, attempts: int) -> None:
+        _sink_failed(
+            runtime, sink, batch, error_class=error_class, reason=reason, attempts=attempts
+        )
+
+    def resend_one_by_one() -> None:
+        for delivery in batch:
+            _send(sink, [delivery])
+
+    _run_guarded(
+        self, runtime, len(batch), lambda: _deliver(self, runtime, sink, batch), give_up,
+        resend_one_by_one, sink_queue(sink),
+    )  # fmt: skip
+
+
+def _deliver(task: Task[Any, Any], runtime: Runtime, sink: str, batch: list[Delivery]) -> None:
+    attempt = task.request.retries + 1
+    try:
+        _write(runtime, sink, batch, attempt=attempt)
+    except PermanentSinkError as exc:
+        if len(batch) > 1:  # find the item that cannot be written; the others go through
+            log.warning("batch_split", sink=sink, size=len(batch), reason=str(exc))
+            for delivery in batch:
+                _send(sink, [delivery])
+            return
+        error = type(exc).__name__
+        _sink_failed(runtime, sink, batch, error_class=error, reason=str(exc), attempts=attempt)
+
+
+def _write_inline(runtime: Runtime, sink: str, batch: list[Delivery]) -> None:
+    """Write an inline sink's batch from the ingest task; what fails goes to the sink's queue,
+    whose deliver task retries it, splits it and dead-letters exactly as for any sink."""
+    try:
+        _write(runtime, sink, batch, attempt=1, inline=True)
+    except Exception as exc:  # everything: the queue is the sink's way to retry
+        log.warning(
+            "inline_failed", sink=sink, size=len(batch), error_class=type(exc).__name__,
+            reason=str(exc),
+        )  # fmt: skip
+        _send(sink, batch)
+
+
+def _write(
+    runtime: Runtime, sink: str, batch: list[Delivery], *, attempt: int, inline: bool = False
+) -> None:
+    """Write one batch to one sink; count and log each delivery's outcome."""
+    started = time.perf_counter()
+    if sink not in runtime.sinks:
+        known = ", ".join(runtime.sinks)
+        raise PermanentSinkError(f"no sink {sink!r} in this worker's configuration ({known})")
+    outcomes = runtime.sinks[sink].write_batch(batch)
+    seconds = time.perf_counter() - started
+    metrics.observe(f"deliver:{sink}", seconds)
+    metrics.sink_outcomes(sink, outcomes, notifies=runtime.config.sinks[sink].notifies)
+    ms = round(seconds * 1000, 3)
+    for delivery, outcome in zip(batch, outcomes, strict=True):
+        log.info(
+            "delivered",
+            message_id=delivery.message_id,
+            reference_id=delivery.record.get("reference_id"),
+            sink=sink,
+            outcome=outcome,
+            attempt=attempt,
+            inline=inline,
+            batch_ms=ms,
+        )
+
+
+def _run_guarded(  # noqa: PLR0917 - the one place both tasks share their policy
+    task: Task[Any, Any],
+    runtime: Runtime,
+    size: int,
+    work: Callable[[], None],
+    give_up: Callable[[str, str, int], None],
+    resend_one_by_one: Callable[[], None],
+    queue: str,
+) -> None:
+    """Run ``work`` under the redelivery cap and the retry policy; never raise but Retry."""
+    key = f"{task.name}:{task.request.id}"
+    redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
+    if redelivered:
+        metrics.redelivered(task.name)
+    deliveries = runtime.receipts.count_redelivery(key) if redelivered else 0
+    try:
+        if deliveries and size > 1:
+            log.warning("batch_split", task_id=task.request.id, size=size, deliveries=deliveries)
+            resend_one_by_one()
+        elif deliveries > runtime.settings.max_deliveries:
+            reason = f"delivered {deliveries} times; its worker was lost every time"
+            give_up("RedeliveryLimitExceeded", reason, deliveries)
+        else:
+            work()
+    except Retry:
+        raise
+    except Exception as exc:  # everything: an exception here would lose the batch
+        retries = task.request.retries
+        if isinstance(exc, PermanentSinkError) or retries >= runtime.settings.sink_max_retries:
+            _give_up_or_retry(task, give_up, exc, queue)
+        else:
+            wished = exc.retry_after if isinstance(exc, TransientSinkError) else None
+            countdown = wished if wished is not None else backoff(retries)
+            log.warning(
+                "retried", task=task.name, attempt=retries + 1, size=size,
+                countdown_s=round(countdown, 3), error_class=type(exc).__name__, reason=str(exc),
+            )  # fmt: skip
+            raise task.retry(exc=exc, countdown=countdown, queue=queue) from exc
+    if deliveries:
+        runtime.receipts.forget_redelivery(key)
+
+
+def _give_up_or_retry(
+    task: Task[Any, Any], give_up: Callable[[str, str, int], None], exc: Exception, queue: str
+) -> None:
+    """Dead-letter the message's items; if even that fails, keep the message: retry later."""
+    retries = task.request.retries
+    try:
+        give_up(type(exc).__name__, str(exc), retries + 1)
+    except PermanentSinkError as failure:
+        log.critical(
+            "dead_letter_refused", task=task.name, task_id=task.request.id, reason=str(failure)
+        )
+        raise
+    except Exception as failure:
+        countdown = backoff(retries)
+        log.error("dead_letter_failed", task=task.name, countdown_s=round(countdown, 3),
+                  error_class=type(failure).__name__, reason=str(failure))  # fmt: skip
+        raise task.retry(exc=failure, countdown=countdown, queue=queue) from failure
+
+
+def _send(sink: str, deliveries: Sequence[Delivery]) -> None:
+    if not deliveries:
+        return
+    publish(app, DELIVER_TASK, [sink, [d.as_message() for d in deliveries]], sink_queue(sink))
+    for delivery in deliveries:
+        log.info(
+            "routed",
+            message_id=delivery.message_id,
+            reference_id=delivery.record.get("reference_id"),
+            sink=sink,
+            rule=delivery.rule,
+        )
+
+
+def _dead_letter(
+    runtime: Runtime,
+    failures: Sequence[Failure],
+    *,
+    attempts: int = 1,
+    message_ids: Sequence[str] | None = None,
+) -> None:
+    if not failures:
+        return
+    ids: Sequence[str | None] = message_ids or [None] * len(failures)
+    documents = [
+        dead_letter(f, attempts=attempts, message_id=i) for f, i in zip(failures, ids, strict=True)
+    ]
+    runtime.dead_letters.add_many(documents)
+    for document in documents:
+        metrics.dead_lettered(document["stage"])
+        log.warning(
+            "dead_lettered",
+            message_id=document["message_id"],
+            reference_id=document["reference_id"],
+            sha256=document["sha256"],
+            stage=document["stage"],
+            error_class=document["error_class"],
+            reason=document["reason"],
+            attempts=attempts,
+        )
+
+
+def _sink_failed(
+    runtime: Runtime,
+    sink: str,
+    batch: Sequence[Delivery],
+    *,
+    error_class: str,
+    reason: str,
+    attempts: int,
+) -> None:
+    failures = [
+        Failure(f"sink:{sink}", error_class, reason, d.record, [], d.record.get("reference_id"))
+        for d in batch
+    ]
+    _dead_letter(runtime, failures, attempts=attempts, message_ids=[d.message_id for d in batch])
