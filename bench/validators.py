@@ -33,6 +33,7 @@ import orjson
 
 from worker.core.schemas import load_schema
 from worker.core.validate import validate_record
+from worker.model import PARSER_VERSION, SCHEMA_VERSION
 
 Check = Callable[[Any], object]
 RUNS = 5
@@ -92,7 +93,8 @@ def build_record() -> dict[str, Any]:
         "AMEMBASSY TASHKENT",
     ]
     return {
-        "schema_version": "1.0.0",
+        "schema_version": SCHEMA_VERSION,
+        "parser_version": PARSER_VERSION,
         "reference_id": "06ALMATY598",
         "date": "2006-02-14T11:33:00Z",
         "precedence": "PRIORITY",

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from worker.model import PARSER_VERSION, SCHEMA_VERSION
+
 _TEXT = "C O N F I D E N T I A L ALMATY 000598\n\nSUBJECT: KAZAKHSTAN: GOK DENIES REFOULEMENT\n"
 
 
@@ -14,7 +16,8 @@ _TEXT = "C O N F I D E N T I A L ALMATY 000598\n\nSUBJECT: KAZAKHSTAN: GOK DENIE
 def minimal_record() -> dict[str, Any]:
     """Return the smallest valid cable record: every required field, absent values null or []."""
     return {
-        "schema_version": "1.0.0",
+        "schema_version": SCHEMA_VERSION,
+        "parser_version": PARSER_VERSION,
         "reference_id": "06ALMATY598",
         "date": None,
         "precedence": None,

@@ -4,6 +4,7 @@
     ├── ParseError            the text is not a cable at all (parsing cannot produce a record)
     ├── ValidationError       a document does not satisfy its JSON Schema
     ├── ConfigurationError    a setting is missing or malformed
+    ├── IntegrityError        stored data does not match its sha256
     └── SinkError             a sink could not take a batch
         ├── TransientSinkError    worth retrying (timeouts, 5xx, connection refused)
         └── PermanentSinkError    retrying will not help (4xx, constraint violations)
@@ -48,6 +49,10 @@ class ValidationError(CableIngestError, ValueError):
 
 class ConfigurationError(CableIngestError, ValueError):
     """A configuration value is missing or malformed."""
+
+
+class IntegrityError(CableIngestError):
+    """Stored data does not hash to the sha256 it is addressed by: it was altered or damaged."""
 
 
 class SinkError(CableIngestError):

@@ -6,6 +6,10 @@ from typing import Any, Final
 
 SCHEMA_VERSION: Final = "1.0.0"
 
+PARSER_VERSION: Final = "1.0.0"
+"""The parser that derived a record (``parser_version``); raised with every change to what it
+derives, so that ``cable-ingest reparse --older-than`` finds the records it would change."""
+
 # Published classifications, lowest to highest: routing compares positions in this tuple.
 CLASSIFICATIONS: Final = (
     "UNCLASSIFIED",

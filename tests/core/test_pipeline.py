@@ -10,6 +10,7 @@ import pytest
 
 from worker.core.pipeline import Failure, Parsed, dead_letter, ingest, ingest_batch
 from worker.core.validate import validate_dead_letter
+from worker.model import PARSER_VERSION
 
 SAMPLE = (Path(__file__).resolve().parents[1] / "fixtures" / "06ALMATY598.scraped.txt").read_text()
 
@@ -29,11 +30,13 @@ def envelope(text: str, **overrides: Any) -> dict[str, Any]:
 
 
 def test_good_envelope_gives_a_record() -> None:
-    """A real cable parses and validates; the file name travels into the record."""
+    """A real cable parses and validates; the file name stays with the arrival (provenance),
+    out of the record, and the record names the parser that derived it."""
     outcome = ingest(envelope(SAMPLE))
     assert isinstance(outcome, Parsed)
     assert outcome.record["reference_id"] == "06ALMATY598"
-    assert outcome.record["source_file"] == "06ALMATY598.scraped.txt"
+    assert "source_file" not in outcome.record
+    assert outcome.record["parser_version"] == PARSER_VERSION
 
 
 @pytest.mark.parametrize(

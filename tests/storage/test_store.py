@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
@@ -208,7 +209,14 @@ def test_postgresql_compresses_records_with_lz4(make_record: RecordFactory) -> N
                 config = alembic_config()
                 config.attributes["connection"] = conn
                 command.downgrade(config, "0002")
-            store.write_batch([make_record("06ALMATY599", paragraphs=paragraphs)])
+                record = make_record("06ALMATY599", paragraphs=paragraphs)
+                conn.execute(  # the store writes today's schema; at 0002 a row is this
+                    text(
+                        "INSERT INTO cables (reference_id, content_hash, revision, record,"
+                        " stored_at) VALUES ('06ALMATY599', :hash, 1, :record, now())"
+                    ),
+                    {"hash": content_hash(record), "record": orjson.dumps(record).decode()},
+                )
             with engine.connect() as conn:
                 assert conn.execute(query, {"ref": "06ALMATY599"}).one()[0] == "pglz"
                 assert tuple(conn.execute(query, {"ref": "06ALMATY598"}).one()) == ("lz4", "lz4")

@@ -120,7 +120,18 @@ def opened(kind: type[_Store]) -> Iterator[tuple[Settings, _Store]]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """Print the current record of a cable, and with --revisions every earlier version too."""
+    """Print the current record of a cable, and with --revisions every earlier version too;
+    with --original the text it was derived from, with --provenance every arrival."""
+    if args.original:
+        return _show_original(args)
+    if args.provenance:
+        with opened(CableStore) as (settings, store):
+            found = store.provenance(args.refid)
+        if not found["revisions"]:
+            complain(args, f"no cable {args.refid} in {redact_url(settings.database_url)}")
+            return 1
+        write_json(found, pretty=args.pretty)
+        return 0
     with opened(CableStore) as (settings, store):
         versions = store.revisions(args.refid) if args.revisions else None
         if versions is None:
@@ -144,6 +155,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
     else:
         write_json(record, pretty=args.pretty)
+    return 0
+
+
+def _show_original(args: argparse.Namespace) -> int:
+    """Write the exact bytes of a revision's original on stdout (sha256 checked)."""
+    with opened(CableStore) as (settings, store):
+        try:
+            _sha256, raw = store.original_of(args.refid, args.revision)
+        except LookupError as error:
+            complain(args, f"{error.args[0]} in {redact_url(settings.database_url)}")
+            return 1
+    sys.stdout.buffer.write(raw)
+    sys.stdout.buffer.flush()
     return 0
 
 
@@ -182,11 +206,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     show = sub.add_parser("show", help="print a stored cable as JSON")
     show.add_argument("refid", metavar="REFID", help="reference id of the cable (06ALMATY598)")
-    show.add_argument(
+    what = show.add_mutually_exclusive_group()
+    what.add_argument(
         "--revisions",
         action="store_true",
         help='print {"reference_id", "revision", "stored_at", "current": record, "revisions":'
         " [earlier versions, oldest first, each with revision, content_hash, stored_at, record]}",
+    )
+    what.add_argument(
+        "--original",
+        action="store_true",
+        help="print the text the record was derived from, byte for byte as the feed sent it"
+        " (its sha256 is checked first; exit 1 when the cable was stored before originals)",
+    )
+    what.add_argument(
+        "--provenance",
+        action="store_true",
+        help='print {"reference_id", "revisions": [revision, content_hash, original_sha256,'
+        ' parser_version, stored_at], "arrivals": [message_id, source, metadata, received_at,'
+        " stored_at, sha256, outcome, revision]}: every arrival, first stored first",
+    )
+    show.add_argument(
+        "--revision",
+        type=positive_int,
+        metavar="N",
+        help="with --original: the original of revision N (default: the current one)",
     )
     show.add_argument("--pretty", action="store_true", help="indented JSON for people")
     show.set_defaults(func=cmd_show, command_name="show")

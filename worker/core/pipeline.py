@@ -56,12 +56,10 @@ def check(envelope: Mapping[str, Any]) -> Failure | None:
 
 
 def parse(envelope: Mapping[str, Any]) -> dict[str, Any] | Failure:
-    """The parse stage, on an envelope that passed :func:`check`."""
-    source_file = (envelope.get("metadata") or {}).get("source_file")
+    """The parse stage, on an envelope that passed :func:`check`. The record is derived from
+    the text alone; where it came from (file name, feed) is the arrival's provenance."""
     try:
-        return parse_cable(
-            envelope["text"], source_file=source_file if isinstance(source_file, str) else None
-        )
+        return parse_cable(envelope["text"])
     except ParseError as exc:
         return Failure("parse", type(exc).__name__, str(exc), envelope)
     except Exception as exc:  # a parser bug (or a time limit) costs one cable, not its batch

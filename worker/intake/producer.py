@@ -110,11 +110,12 @@ class Producer:
             self.flush()
 
     def replay(self, dead_letter: Mapping[str, Any]) -> None:
-        """Send a dead letter's payload back where it failed: an envelope to the intake queue,
-        a record (a ``sink:<name>`` failure) to that sink's queue only."""
+        """Send a dead letter's payload back where it failed: an envelope to the intake queue
+        (a storage failure keeps its envelope, to be derived again from the original), a
+        record (a notification ``sink:<name>`` failure) to that sink's queue only."""
         stage = str(dead_letter["stage"])
         payload = dict(dead_letter["payload"])
-        if not stage.startswith("sink:"):
+        if not stage.startswith("sink:") or "sha256" in payload:
             self.add(payload)
             return
         sink = stage.removeprefix("sink:")

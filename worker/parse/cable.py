@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from worker.errors import ParseError
-from worker.model import SCHEMA_VERSION
+from worker.model import PARSER_VERSION, SCHEMA_VERSION
 
 from . import fields
 from .body import parse_body
@@ -284,6 +284,7 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
 
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "parser_version": PARSER_VERSION,
         "reference_id": reference_id,
         "date": date,
         "precedence": header.precedence,

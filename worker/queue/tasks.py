@@ -36,6 +36,7 @@ from worker.routing.rules import route
 from worker.settings import Settings
 from worker.sinks import Delivery
 from worker.storage import Receipt
+from worker.storage.provenance import Arrival
 
 log = get_logger("worker.queue.tasks")
 
@@ -77,8 +78,10 @@ def _ingest(runtime: Runtime, envelopes: Sequence[Mapping[str, Any]]) -> None:
             continue
         message_id, record = str(envelope["id"]), outcome.record
         decision = route(record, runtime.config)
+        arrival = Arrival.from_envelope(envelope).as_message()
         for target in decision.routes:
-            per_sink[target.sink].append(Delivery(message_id, record, target.rule))
+            kept = None if runtime.config.sinks[target.sink].notifies else arrival
+            per_sink[target.sink].append(Delivery(message_id, record, target.rule, kept))
         for target in decision.withheld:
             withheld.append(
                 Receipt(message_id, target.sink, record.get("reference_id"), "withheld")
@@ -314,8 +317,14 @@ def _sink_failed(
     reason: str,
     attempts: int,
 ) -> None:
-    failures = [
-        Failure(f"sink:{sink}", error_class, reason, d.record, [], d.record.get("reference_id"))
+    failures = [  # storage keeps the envelope, to be derived again from its original on replay
+        Failure(f"sink:{sink}", error_class, reason, _payload(d), [], d.record.get("reference_id"))
         for d in batch
     ]
     _dead_letter(runtime, failures, attempts=attempts, message_ids=[d.message_id for d in batch])
+
+
+def _payload(delivery: Delivery) -> Mapping[str, Any]:
+    if delivery.arrival is None:
+        return delivery.record
+    return Arrival.from_message(delivery.arrival).as_envelope()

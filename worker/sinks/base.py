@@ -29,24 +29,33 @@ def _dotted(pointer: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One record for a sink, and the id of the envelope it came from."""
+    """One record for a sink, and the id of the envelope it came from.
+
+    ``arrival`` (storage sinks only) is the envelope's original text and provenance in the
+    JSON form of :class:`worker.storage.provenance.Arrival`; notification sinks never get it.
+    """
 
     message_id: str
     record: Mapping[str, Any]
     rule: str | None = None  # the routing rule that sent it (notification sinks)
+    arrival: Mapping[str, Any] | None = None
 
     def as_message(self) -> dict[str, Any]:
         """The JSON form that travels on a sink's queue."""
         message: dict[str, Any] = {"message_id": self.message_id, "record": self.record}
         if self.rule is not None:
             message["rule"] = self.rule
+        if self.arrival is not None:
+            message["arrival"] = self.arrival
         return message
 
     @classmethod
     def from_message(cls, message: Mapping[str, Any]) -> Delivery:
         """Read the JSON form back."""
         rule = message.get("rule")
-        return cls(str(message["message_id"]), message["record"], rule if rule else None)
+        return cls(
+            str(message["message_id"]), message["record"], rule or None, message.get("arrival")
+        )
 
 
 class Sink(Protocol):

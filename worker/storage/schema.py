@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -73,6 +74,8 @@ cables = Table(
     Column("revision", Integer, nullable=False),
     Column("record", JSONDocument, nullable=False),
     Column("stored_at", UTCDateTime, nullable=False),
+    Column("original_sha256", String(64), nullable=True),  # null: stored before originals
+    Column("parser_version", String(32), nullable=True),
     CheckConstraint("reference_id <> ''", name="reference_id_not_empty"),
     CheckConstraint("revision >= 1", name="revision_positive"),
     Index(None, "date"),
@@ -91,7 +94,38 @@ cable_revisions = Table(
     Column("content_hash", String(64), nullable=False),
     Column("record", JSONDocument, nullable=False),
     Column("stored_at", UTCDateTime, nullable=False),
+    Column("original_sha256", String(64), nullable=True),
+    Column("parser_version", String(32), nullable=True),
 )
+
+originals = Table(
+    "originals",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("codec", String(16), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+)
+"""The exact text of every accepted envelope, once per sha256 (see :mod:`.originals`)."""
+
+arrivals = Table(
+    "arrivals",
+    metadata,
+    Column("message_id", String, primary_key=True),
+    Column("reference_id", String, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("source", String, nullable=True),
+    Column("metadata", JSONDocument, nullable=False),
+    Column("received_at", UTCDateTime, nullable=True),
+    Column("stored_at", UTCDateTime, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Index(None, "reference_id"),
+    Index(None, "sha256"),
+    Index(None, "stored_at"),
+)
+"""Provenance: one row per stored envelope (feed, producer metadata, times, original, outcome)."""
 
 dead_letters = Table(
     "dead_letters",

@@ -1,11 +1,19 @@
-"""The cable store: current records, their earlier revisions, and full-text search.
+"""The cable store: current records, their earlier revisions, originals and full-text search.
 
 A batch is written in one transaction, all or nothing, and writing it again changes nothing:
-a record whose content hash (SHA-256 of its canonical JSON) is already stored for its
-reference id, as the current record or an earlier revision, is ``unchanged``. A record with
-new content becomes the next revision; the one it replaces moves to ``cable_revisions``.
-Concurrent writers of the same reference id cannot lose a revision: the upsert only applies
-on top of the revision this batch read, and otherwise the batch fails as transient.
+a record whose content hash is already stored for its reference id, as the current record or
+an earlier revision, is ``unchanged``. The content hash is the SHA-256 of the record's
+canonical JSON without what belongs to an arrival or a parse of it (:data:`ARRIVAL_FIELDS`):
+the same cable under another file name, from another feed or in another rendering that parses
+to the same content is not a new revision. A record with new content becomes the next
+revision; the one it replaces moves to ``cable_revisions``. Concurrent writers of the same
+reference id cannot lose a revision: the upsert only applies on top of the revision this batch
+read, and otherwise the batch fails as transient.
+
+Given the arrivals the records came from, the same transaction stores each original (once per
+sha256) and a provenance row per arrival (:mod:`worker.storage.provenance`). Each revision
+names the original it was derived from and the parser version that derived it; an unchanged
+record derived by a newer parser (``reparse``) replaces the current one in place.
 """
 
 from __future__ import annotations
@@ -17,17 +25,38 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, Insert, func, select
+from packaging.version import InvalidVersion, Version
+from sqlalchemy import Connection, Insert, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
-from worker.errors import PermanentSinkError, TransientSinkError
+from worker.errors import IntegrityError, PermanentSinkError, TransientSinkError
+from worker.storage import originals as codec
 from worker.storage import search as fulltext
 from worker.storage.engine import Database, parse_utc, redact_url, utc_iso
+from worker.storage.provenance import (
+    Arrival,
+    Stored,
+    arrivals_of,
+    insert_arrivals,
+    insert_originals,
+    read_original,
+)
 from worker.storage.receipts import Receipt, insert_receipts
 from worker.storage.schema import cable_revisions, cables
 
-__all__ = ["BatchResult", "CableOutcome", "CableStore", "content_hash", "redact_url"]
+__all__ = [
+    "ARRIVAL_FIELDS",
+    "BatchResult",
+    "CableOutcome",
+    "CableStore",
+    "content_hash",
+    "redact_url",
+]
+
+ARRIVAL_FIELDS = ("source_file", "warnings", "parser_version")
+"""Record fields left out of the content hash: they describe an arrival or one parse of it
+(the file name, what was odd about this rendering, the parser), not the cable."""
 
 Outcome = Literal["inserted", "unchanged", "revised"]
 _CHUNK = 500  # ids per IN (...) list: far below every backend's bound-parameter limit
@@ -66,8 +95,22 @@ class BatchResult:
 
 
 def content_hash(record: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``record`` (orjson, keys sorted)."""
-    return hashlib.sha256(orjson.dumps(dict(record), option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """SHA-256 (hex) of the canonical JSON (orjson, keys sorted) of ``record`` without
+    :data:`ARRIVAL_FIELDS`."""
+    content = {k: v for k, v in record.items() if k not in ARRIVAL_FIELDS}
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _newer(candidate: str | None, stored: str | None) -> bool:
+    """Whether parser version ``candidate`` is newer than ``stored`` (None: unknown, oldest)."""
+    if candidate is None:
+        return False
+    if stored is None:
+        return True
+    try:
+        return Version(candidate) > Version(stored)
+    except InvalidVersion:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +119,23 @@ class _Version:
     content_hash: str
     record: dict[str, Any]
     date: datetime | None
+    original: str | None = None  # sha256 of the original it was derived from
+
+    @property
+    def parser_version(self) -> str | None:
+        value = self.record.get("parser_version")
+        return value if isinstance(value, str) else None
 
 
-def _version(index: int, record: object) -> _Version:
+@dataclass(slots=True)
+class _Current:
+    revision: int
+    content_hash: str
+    parser_version: str | None
+    original: str | None
+
+
+def _version(index: int, record: object, original: str | None = None) -> _Version:
     if not isinstance(record, Mapping):
         kind = type(record).__name__
         raise PermanentSinkError(f"cables: record {index} of the batch is a {kind}, not a mapping")
@@ -101,7 +158,7 @@ def _version(index: int, record: object) -> _Version:
         raise PermanentSinkError(
             f"cables: record {reference_id} has date {date!r}; expected ISO 8601"
         ) from None
-    return _Version(reference_id, digest, dict(record), when)
+    return _Version(reference_id, digest, dict(record), when, original)
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -132,34 +189,62 @@ class CableStore:
         records: Sequence[Mapping[str, Any]],
         message_ids: Sequence[str] | None = None,
         sink: str = "storage",
+        *,
+        arrivals: Sequence[Arrival | None] | None = None,
+        originals: Sequence[str | None] | None = None,
     ) -> BatchResult:
         """Store a batch in one transaction; idempotent. Raises TransientSinkError or
         PermanentSinkError (then nothing of the batch is stored).
 
         With ``message_ids`` (one per record, the envelope it came from) a receipt per record
-        is written for ``sink`` in the same transaction, with the record's outcome.
+        is written for ``sink`` in the same transaction, with the record's outcome. With
+        ``arrivals`` (one per record, None where unknown) their originals and provenance rows
+        are written too;
+        ``originals`` (sha256s of stored originals, one per record) names the original of a
+        record derived again from one (``reparse``).
         """
-        if message_ids is not None and len(message_ids) != len(records):
-            raise ValueError(f"{len(message_ids)} message ids for {len(records)} records")
-        versions = [_version(index, record) for index, record in enumerate(records)]
+        for name, given in (("message ids", message_ids), ("arrivals", arrivals),
+                            ("originals", originals)):  # fmt: skip
+            if given is not None and len(given) != len(records):
+                raise ValueError(f"{len(given)} {name} for {len(records)} records")
+        came = list(arrivals) if arrivals is not None else [None] * len(records)
+        named = list(originals) if originals is not None else [None] * len(records)
+        versions = [
+            _version(index, record, arrival.sha256 if arrival else sha256)
+            for index, (record, arrival, sha256) in enumerate(
+                zip(records, came, named, strict=True)
+            )
+        ]
         if not versions:
             return BatchResult(())
+        kept = self._compress([a for a in came if a is not None])
         ids = sorted({v.reference_id for v in versions})
         action = f"writing cables {_summary(ids)} to table cables"
         with self._db.errors(action), self._db.writer.begin() as conn:
+            insert_originals(conn, self._db.backend, kept)
             current, known = self._stored_state(conn, ids)
             outcomes: list[CableOutcome] = []
+            refreshed: dict[str, _Version] = {}
             # a reference id with several new versions in one batch needs several rounds
             rounds: list[list[tuple[_Version, int]]] = []
             pending: dict[str, int] = {}
             for version in versions:
                 ref = version.reference_id
                 seen = known.setdefault(ref, set())
+                now = current.get(ref)
                 if version.content_hash in seen:
-                    outcomes.append(CableOutcome(ref, "unchanged", current[ref]))
+                    assert now is not None
+                    if now.content_hash == version.content_hash and self._refreshes(version, now):
+                        refreshed[ref] = version
+                        now.parser_version, now.original = version.parser_version, version.original
+                    outcomes.append(CableOutcome(ref, "unchanged", now.revision))
                     continue
                 seen.add(version.content_hash)
-                current[ref] = revision = current.get(ref, 0) + 1
+                revision = (now.revision if now else 0) + 1
+                current[ref] = _Current(
+                    revision, version.content_hash, version.parser_version, version.original
+                )
+                refreshed.pop(ref, None)
                 step = pending[ref] = pending.get(ref, -1) + 1
                 if step == len(rounds):
                     rounds.append([])
@@ -168,27 +253,68 @@ class CableStore:
                 outcomes.append(CableOutcome(ref, outcome, revision))
             for versions_of_round in rounds:
                 self._write(conn, versions_of_round)
+            self._refresh(conn, refreshed, current)
             if message_ids is not None:
                 receipts = [
                     Receipt(message_id, sink, outcome.reference_id, outcome.outcome)
                     for message_id, outcome in zip(message_ids, outcomes, strict=True)
                 ]
                 insert_receipts(conn, self._db.backend, receipts)
+            stored = [
+                Stored(arrival, o.reference_id, o.revision, o.outcome)
+                for arrival, o in zip(came, outcomes, strict=True)
+                if arrival is not None
+            ]
+            insert_arrivals(conn, self._db.backend, stored)
         return BatchResult(tuple(outcomes))
+
+    @staticmethod
+    def _compress(arrivals: Sequence[Arrival]) -> list[codec.Original]:
+        try:
+            return [codec.compress(a.text, a.sha256) for a in arrivals]
+        except IntegrityError as error:
+            raise PermanentSinkError(f"cables: {error}") from None
+
+    @staticmethod
+    def _refreshes(version: _Version, stored: _Current) -> bool:
+        """An unchanged record replaces the current one when a newer parser derived it, or
+        when the current one has no original and this one has."""
+        if _newer(version.parser_version, stored.parser_version):
+            return True
+        return stored.original is None and version.original is not None
+
+    def _refresh(
+        self, conn: Connection, refreshed: Mapping[str, _Version], current: Mapping[str, _Current]
+    ) -> None:
+        for ref in sorted(refreshed):
+            version = refreshed[ref]
+            conn.execute(
+                update(cables)
+                .where(cables.c.reference_id == ref, cables.c.revision == current[ref].revision)
+                .values(
+                    record=version.record,
+                    parser_version=version.parser_version,
+                    original_sha256=version.original,
+                )
+            )
 
     def _stored_state(
         self, conn: Connection, ids: Sequence[str]
-    ) -> tuple[dict[str, int], dict[str, set[str]]]:
-        current: dict[str, int] = {}
+    ) -> tuple[dict[str, _Current], dict[str, set[str]]]:
+        current: dict[str, _Current] = {}
         known: dict[str, set[str]] = {}
         for chunk in _chunks(ids):
             rows = conn.execute(
-                select(cables.c.reference_id, cables.c.content_hash, cables.c.revision).where(
-                    cables.c.reference_id.in_(chunk)
-                )
+                select(
+                    cables.c.reference_id,
+                    cables.c.content_hash,
+                    cables.c.revision,
+                    cables.c.parser_version,
+                    cables.c.original_sha256,
+                ).where(cables.c.reference_id.in_(chunk))
             )
-            for ref, digest, revision in rows:
-                current[ref] = revision
+            for ref, digest, revision, parser_version, original in rows:
+                current[ref] = _Current(revision, digest, parser_version, original)
                 known.setdefault(ref, set()).add(digest)
             older = conn.execute(
                 select(cable_revisions.c.reference_id, cable_revisions.c.content_hash).where(
@@ -202,7 +328,15 @@ class CableStore:
     def _write(self, conn: Connection, versions: Sequence[tuple[_Version, int]]) -> None:
         now = datetime.now(UTC)
         archived = sorted(v.reference_id for v, revision in versions if revision > 1)
-        columns = ["reference_id", "revision", "content_hash", "record", "stored_at"]
+        columns = [
+            "reference_id",
+            "revision",
+            "content_hash",
+            "record",
+            "stored_at",
+            "original_sha256",
+            "parser_version",
+        ]
         for chunk in _chunks(archived):
             previous = select(*(cables.c[name] for name in columns)).where(
                 cables.c.reference_id.in_(chunk)
@@ -252,6 +386,8 @@ class CableStore:
             "revision": revision,
             "record": record,
             "stored_at": now,
+            "original_sha256": version.original,
+            "parser_version": version.parser_version,
         }
 
     def get(self, reference_id: str) -> dict[str, Any] | None:
@@ -264,8 +400,15 @@ class CableStore:
 
     def revisions(self, reference_id: str) -> list[dict[str, Any]]:
         """Every stored version of a cable, oldest first, the current one last: revision,
-        content_hash, stored_at (ISO UTC) and record."""
-        columns = ["revision", "content_hash", "stored_at", "record"]
+        content_hash, stored_at (ISO UTC), original_sha256, parser_version and record."""
+        columns = [
+            "revision",
+            "content_hash",
+            "stored_at",
+            "original_sha256",
+            "parser_version",
+            "record",
+        ]
         action = f"reading revisions of cable {reference_id} from table cable_revisions"
         with self._db.errors(action), self._db.engine.connect() as conn:
             rows = [
@@ -285,10 +428,48 @@ class CableStore:
                 "revision": row.revision,
                 "content_hash": row.content_hash,
                 "stored_at": utc_iso(row.stored_at),
+                "original_sha256": row.original_sha256,
+                "parser_version": row.parser_version,
                 "record": row.record,
             }
             for row in sorted(rows, key=lambda row: int(row.revision))
         ]
+
+    def original_of(self, reference_id: str, revision: int | None = None) -> tuple[str, bytes]:
+        """The sha256 and exact bytes of the original a revision of a cable (default: the
+        current one) was derived from. LookupError when there is no such revision or it has no
+        original (stored before originals were kept); IntegrityError when the bytes are damaged.
+        """
+        found = [
+            v for v in self.revisions(reference_id) if revision is None or v["revision"] == revision
+        ]
+        if not found:
+            which = "" if revision is None else f" revision {revision}"
+            raise LookupError(f"no cable {reference_id}{which} is stored")
+        version = found[-1]
+        sha256 = version["original_sha256"]
+        if sha256 is None:
+            raise LookupError(
+                f"cable {reference_id} revision {version['revision']} was stored before"
+                " originals were kept; it has none"
+            )
+        action = f"reading original {sha256} from table originals"
+        with self._db.errors(action), self._db.engine.connect() as conn:
+            raw = read_original(conn, sha256)
+        if raw is None:
+            raise LookupError(f"original {sha256} of cable {reference_id} is not stored")
+        return sha256, raw
+
+    def provenance(self, reference_id: str) -> dict[str, Any]:
+        """Every arrival of a cable and, per revision, the original it was derived from."""
+        versions = [
+            {k: v for k, v in version.items() if k != "record"}
+            for version in self.revisions(reference_id)
+        ]
+        action = f"reading the arrivals of cable {reference_id}"
+        with self._db.errors(action), self._db.engine.connect() as conn:
+            arrived = arrivals_of(conn, reference_id)
+        return {"reference_id": reference_id, "revisions": versions, "arrivals": arrived}
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """Current cables whose subject or body contain every word of ``query``, best first:
