@@ -35,12 +35,12 @@ _ARRIVAL_FIELDS = ("source_file", "warnings", "parser_version")
 _BATCH = 1000
 
 
-def _content_hash(record: dict[str, Any]) -> str:
-    content = {k: v for k, v in record.items() if k not in _ARRIVAL_FIELDS}
+def _content_hash(record: dict[str, Any], left_out: tuple[str, ...]) -> str:
+    content = {k: v for k, v in record.items() if k not in left_out}
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _rehash(table: str, keys: tuple[str, ...]) -> None:
+def _rehash(table: str, keys: tuple[str, ...], left_out: tuple[str, ...]) -> None:
     bind = op.get_bind()
     columns = ", ".join((*keys, "record"))
     rows = bind.execute(sa.text(f"SELECT {columns} FROM {table}")).mappings()
@@ -50,7 +50,7 @@ def _rehash(table: str, keys: tuple[str, ...]) -> None:
     for row in rows.fetchall():
         record = row["record"]
         record = orjson.loads(record) if isinstance(record, str | bytes) else record
-        batch.append({**{k: row[k] for k in keys}, "content_hash": _content_hash(record)})
+        batch.append({**{k: row[k] for k in keys}, "content_hash": _content_hash(record, left_out)})
         if len(batch) == _BATCH:
             bind.execute(update, batch)
             batch = []
@@ -90,8 +90,8 @@ def upgrade() -> None:
             batch.add_column(sa.Column("parser_version", sa.String(32), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE originals ALTER COLUMN data SET STORAGE EXTERNAL")
-    _rehash("cables", ("reference_id",))
-    _rehash("cable_revisions", ("reference_id", "revision"))
+    _rehash("cables", ("reference_id",), _ARRIVAL_FIELDS)
+    _rehash("cable_revisions", ("reference_id", "revision"), _ARRIVAL_FIELDS)
 
 
 def downgrade() -> None:
@@ -101,3 +101,5 @@ def downgrade() -> None:
             batch.drop_column("original_sha256")
     op.drop_table("arrivals")
     op.drop_table("originals")
+    _rehash("cables", ("reference_id",), ())  # as 0003 hashed: the whole record
+    _rehash("cable_revisions", ("reference_id", "revision"), ())
