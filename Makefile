@@ -40,6 +40,7 @@ BENCH_ARGS ?= --cables 10000 --runs 3
 bench: $(STAMP)  ## throughput figures, with baselines measured in the same run (Redis, PostgreSQL)
 	$(BIN)/python -m bench.parse_speed
 	$(BIN)/python -m bench.validators
+	$(BIN)/python -m bench.storage_size
 	$(BIN)/python -m bench.pipeline $(BENCH_ARGS)
 
 bench-soak: $(STAMP)  ## worker memory over a 250,000-cable run on Redis + SQLite
