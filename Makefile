@@ -26,8 +26,9 @@ run: $(STAMP)  ## the main job: ingest $(CABLES) end to end (embedded broker, SQ
 test: $(STAMP)  ## the test suite (real cables from ../shared/cables when present)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and the package's layering (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
