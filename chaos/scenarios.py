@@ -67,7 +67,7 @@ class Stage:
     """One scenario's world: its folder, its own Redis, settings, and a running worker."""
 
     folder: Path
-    server: RedisServer
+    server: RedisServer | None  # None: the embedded broker
     env: dict[str, str]
     settings: Settings
     workers: Workers
@@ -75,19 +75,27 @@ class Stage:
 
 @contextlib.contextmanager
 def _stage(
-    name: str, *, plugins: Sequence[str] = (), config: str = "", **settings: str
+    name: str,
+    *,
+    plugins: Sequence[str] = (),
+    config: str = "",
+    embedded: bool = False,
+    **settings: str,
 ) -> Iterator[Stage]:
-    """A scratch folder, a redis-server of its own, migrated storage and a running worker
-    (visibility timeout 10 s unless given; ``config``: a sinks file's text)."""
+    """A scratch folder, a redis-server of its own (or the embedded broker in the folder),
+    migrated storage and a running worker (visibility timeout 10 s unless given; ``config``:
+    a sinks file's text)."""
     with scratch(name) as folder:
-        server = RedisServer(folder)
-        server.start()
+        server = None if embedded else RedisServer(folder)
+        if server is not None:
+            server.start()
+            settings["broker_url"] = server.url
         try:
             if config:
                 (folder / "sinks.toml").write_text(config, encoding="utf-8")
                 settings["config"] = str(folder / "sinks.toml")
             settings.setdefault("visibility_timeout", "10")
-            env = environment(folder, broker_url=server.url, **settings)
+            env = environment(folder, **settings)
             values = Settings.from_env(env)
             upgrade(values.database_url)
             workers = Workers(env, folder / "worker.log", plugins=plugins)
@@ -97,7 +105,8 @@ def _stage(
             finally:
                 workers.stop()
         finally:
-            server.stop()
+            if server is not None:
+                server.stop()
 
 
 def _settle(stage: Stage, sent: list[str], since: float, notify: str | None = None) -> float:
@@ -106,11 +115,12 @@ def _settle(stage: Stage, sent: list[str], since: float, notify: str | None = No
     return done - since
 
 
-def kill_workers() -> Row:
+def kill_workers(embedded: bool = False) -> Row:
     """kill -9 of a pool process, three times, then of the whole worker; twice over, while
-    6,000 cables go through. Messages of a killed worker come back after the visibility
-    timeout (10 s here)."""
-    with _stage("kill") as stage:
+    6,000 cables go through. On Redis the messages of a killed worker come back after the
+    visibility timeout (10 s here); on the embedded broker as soon as a consumer finds that
+    the one holding them is gone (its lock let go)."""
+    with _stage("kill", embedded=embedded) as stage:
         sent = _enqueue(stage.settings, cables(6_000))
         for _ in range(2):
             for _ in range(3):
@@ -122,7 +132,8 @@ def kill_workers() -> Row:
             stage.workers.start()
         recovered = _settle(stage, sent, time.monotonic())
         outcome = reconcile(stage.settings.database_url, sent)
-        return Row("kill -9 worker child x6, whole worker x2", outcome, recovered)
+        broker = "embedded" if embedded else "redis"
+        return Row(f"kill -9 child x6, whole worker x2 ({broker})", outcome, recovered)
 
 
 def restart_redis() -> Row:
@@ -135,6 +146,7 @@ def restart_redis() -> Row:
         )
         producing.start()
         time.sleep(2.0)
+        assert stage.server is not None
         stage.server.stop()
         time.sleep(1.0)
         during = check_health(stage.settings)
@@ -291,6 +303,7 @@ def write_hostile(folder: Path, count: int) -> int:
 
 SCENARIOS: dict[str, Callable[[], Row]] = {
     "kill": kill_workers,
+    "kill-embedded": lambda: kill_workers(embedded=True),
     "redis": restart_redis,
     "postgres": stop_postgres,
     "webhook": break_webhook,

@@ -11,9 +11,9 @@ a sink message a batch of deliveries. Ages come from the ``published_at`` header
   that kombu would restore to the queue; the oldest message is the next one out of each
   sub-queue (kombu LPUSHes and pops from the right: ``LINDEX key -1``).
 * The embedded (filesystem) broker: the depth is the number of ``*.<queue>.msg`` files in the
-  queue folder; there are no acknowledgements on this transport, so unacked is always 0 (a
-  claimed message is already out of the folder); the oldest message is the file written first
-  (by modification time).
+  queue folder; unacked counts the messages consumers hold (``processed/held/<consumer>/``,
+  see :mod:`worker.queue.broker`); the oldest message is the file written first (by
+  modification time).
 
 Nothing here waits long: connections give up after a few seconds and one retry, and every
 broker failure leaves as :class:`BrokerUnavailableError`.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from kombu.exceptions import KombuError
 
 from worker.errors import CableIngestError
 from worker.queue.app import PUBLISHED_AT
+from worker.queue.broker import HELD, held_messages
 from worker.queue.depths import queue_depth
 from worker.settings import Settings, redact_url
 
@@ -128,8 +130,9 @@ def inspect_queues(
         with _connection(app, "reading the queues") as connection:
             return _redis_queues(cast(Any, connection.default_channel), names, now)
     if settings.broker_url.startswith("filesystem:"):
-        folder = Path(settings.broker_transport_options()["data_folder_in"])
-        return _filesystem_queues(folder, names, now)
+        options = settings.broker_transport_options()
+        held = held_messages(os.path.join(options["processed_folder"], HELD))
+        return _filesystem_queues(Path(options["data_folder_in"]), names, now, held)
     with _connection(app, "reading the queues"):
         return [QueueInfo(name, queue_depth(app, name), 0, None) for name in names]
 
@@ -193,9 +196,12 @@ def _restored_to(channel: Any, exchange: str, routing_key: str) -> list[str]:
     return queues or [routing_key]  # unbound: the default exchange routes by queue name
 
 
-def _filesystem_queues(folder: Path, names: Sequence[str], now: float) -> list[QueueInfo]:
+def _filesystem_queues(
+    folder: Path, names: Sequence[str], now: float, held: Sequence[str]
+) -> list[QueueInfo]:
     """From the queue folder's files (``<ms>_<uuid>.<queue>.msg``; hidden ones are being
-    written); unacked is always 0: the filesystem transport has no acknowledgements."""
+    written) and the names of the messages consumers hold (unacked)."""
+    unacked = Counter(name.partition(".")[2] for name in held)
     by_queue: dict[str, list[tuple[float, str]]] = {}
     try:
         with os.scandir(folder) as entries:
@@ -214,7 +220,8 @@ def _filesystem_queues(folder: Path, names: Sequence[str], now: float) -> list[Q
     found: list[QueueInfo] = []
     for queue in names:
         waiting = by_queue.get(f"{queue}.msg", [])
-        found.append(QueueInfo(queue, len(waiting), 0, _oldest_file_age(folder, waiting, now)))
+        age = _oldest_file_age(folder, waiting, now)
+        found.append(QueueInfo(queue, len(waiting), unacked[f"{queue}.msg"], age))
     return found
 
 

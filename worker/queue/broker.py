@@ -1,15 +1,20 @@
-"""The embedded broker: kombu's filesystem transport, with messages written atomically.
+"""The embedded broker: kombu's filesystem transport, with atomic writes and acknowledgements.
 
 kombu's own ``_put`` writes the message file in place, under its final name; a consumer on
 another process can list and move it before the write ends and read half a message. Here each
 message is written to a hidden temporary name (which consumers skip: it does not end in
 ``.<queue>.msg``), flushed to disk, then renamed: consumers see whole messages or none.
-A consumer claims a message by renaming it into the processed folder (one rename wins), reads
-it and deletes it; kombu's own would keep every processed message, or move it to the temp
-folder, which may be another file system (a copy, which two consumers can both make).
-The filesystem transport has no acknowledgements: a worker killed between claiming and
-finishing a message loses it (``cable-ingest run`` reports it as without outcome). Redis
-redelivers; the embedded broker is for one machine and small runs.
+
+kombu's filesystem transport deletes a message when it is read, and keeps the unacknowledged
+ones in the consumer's memory: a worker killed mid-batch loses them. Here a consumer claims a
+message by renaming it into a folder of its own, ``processed/held/<consumer>/`` (one rename
+wins), and deletes it only when it is acknowledged; a rejected or requeued message is put back
+on its queue first, then deleted. Each consumer holds an exclusive ``flock`` on its folder's
+lock file for as long as it lives (the kernel lets go when the process dies, and forked pool
+processes close their copy at once). Consumers look for folders whose lock they can take:
+their owner is gone, and its messages go back on their queues flagged redelivered, so that the
+redelivery cap applies as on Redis. A message may come back twice (killed between putting it
+back and deleting it), never zero times; the store's idempotency absorbs the second delivery.
 Registered as the ``filesystem`` transport when :mod:`worker.queue.app` is imported.
 
 Redis: kombu takes a message with BRPOP, then records it in its ``unacked`` hash (from which
@@ -23,16 +28,20 @@ again, retrying for as long as a publish would, before the error goes on. Regist
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import fcntl
 import os
 import time
 import uuid
+import weakref
 from queue import Empty
 from time import monotonic
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from kombu.exceptions import ChannelError
-from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.transport import redis as kombu_redis
 from kombu.utils import json as kombu_json
 
@@ -40,6 +49,9 @@ from worker.logs import get_logger
 
 log = get_logger("worker.queue.broker")
 PUT_BACK_FOR_S = 60.0  # how long a popped message waits for Redis to come back
+RECLAIM_EVERY_S = 2.0  # how often a consumer looks for the messages of consumers that died
+HELD = "held"
+LOCK = ".lock"
 
 
 _KOMBU_ENCODER = kombu_json.JSONEncoder()
@@ -67,40 +79,204 @@ def loads(text: str | bytes | bytearray | memoryview) -> Any:
     return orjson.loads(data)
 
 
+def _redelivered(payload: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a message flagged redelivered, where Celery reads it (``delivery_info``)."""
+    again = copy.deepcopy(payload)
+    again["redelivered"] = True
+    properties = again.setdefault("properties", {})
+    info = properties.get("delivery_info")
+    properties["delivery_info"] = {**(info or {}), "redelivered": True}
+    return again
+
+
+def _write_atomically(folder: str, name: str, payload: dict[str, Any]) -> None:
+    temporary = os.path.join(folder, f".tmp-{name}")
+    try:
+        with open(temporary, "wb") as file:
+            file.write(dumps(payload).encode("utf-8"))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, os.path.join(folder, name))
+    except OSError as exc:
+        raise ChannelError(f"cannot add a message to {folder!r}: {exc}") from exc
+
+
+class _Claim:
+    """A consumer's folder of held messages, and the lock that says it is alive."""
+
+    def __init__(self, held_root: str) -> None:
+        self.folder = os.path.join(held_root, f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        os.makedirs(self.folder)
+        self._fd: int | None = os.open(os.path.join(self.folder, LOCK), os.O_CREAT | os.O_RDWR)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _CLAIMS.add(self)
+
+    def forget_in_child(self) -> None:
+        """In a forked child: close the inherited lock, so the parent's death releases it."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def release(self) -> None:
+        """The consumer closes: its folder (empty by now) and lock go."""
+        try:
+            os.unlink(os.path.join(self.folder, LOCK))
+            os.rmdir(self.folder)
+        except OSError:
+            pass  # a message still held stays, and is reclaimed once the lock is let go
+        self.forget_in_child()
+
+
+_CLAIMS: weakref.WeakSet[_Claim] = weakref.WeakSet()
+def _after_fork_in_child() -> None:
+    for claim in list(_CLAIMS):
+        claim.forget_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def reclaim(held_root: str, queue_folder: str) -> int:
+    """Put the messages of every consumer that died back on their queues, flagged
+    redelivered; return how many. A folder whose lock is held belongs to a living consumer."""
+    returned = 0
+    try:
+        owners = os.listdir(held_root)
+    except FileNotFoundError:
+        return 0
+    for owner in owners:
+        folder = os.path.join(held_root, owner)
+        try:
+            fd = os.open(os.path.join(folder, LOCK), os.O_RDWR)
+        except OSError:
+            continue  # being created or removed by its owner
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # alive
+            for name in sorted(os.listdir(folder)):
+                if not name.endswith(".msg"):
+                    continue
+                path = os.path.join(folder, name)
+                with open(path, "rb") as file:
+                    payload = loads(file.read())
+                _write_atomically(queue_folder, name, _redelivered(payload))
+                os.unlink(path)
+                returned += 1
+                log.warning("message_reclaimed", message=name, consumer=owner)
+            os.unlink(os.path.join(folder, LOCK))
+            os.rmdir(folder)
+        except FileNotFoundError:
+            continue  # another consumer reclaimed it first
+        finally:
+            os.close(fd)
+    return returned
+
+
+def held_messages(held_root: str) -> list[str]:
+    """The names of the messages consumers hold (claimed, not yet acknowledged)."""
+    names: list[str] = []
+    try:
+        owners = os.listdir(held_root)
+    except FileNotFoundError:
+        return names
+    for owner in owners:
+        try:
+            names.extend(n for n in os.listdir(os.path.join(held_root, owner)) if n.endswith(".msg"))
+        except FileNotFoundError:
+            continue
+    return names
+
+
+class QoS(virtual.QoS):
+    """kombu's virtual QoS; an acknowledged or rejected message's held file is deleted."""
+
+    def ack(self, delivery_tag: str) -> None:
+        super().ack(delivery_tag)
+        cast(Channel, self.channel).release(delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        super().reject(delivery_tag, requeue=requeue)  # requeue: put back first (_restore)
+        cast(Channel, self.channel).release(delivery_tag)
+
+
 class Channel(filesystem.Channel):
-    """Filesystem channel whose messages appear in the queue folder only when complete."""
+    """Filesystem channel: complete messages only, held by their consumer until acknowledged."""
+
+    QoS = QoS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held: dict[str, str] = {}
+        self._claim: _Claim | None = None
+        self._reclaimed_at = 0.0
+        self._no_ack: set[str] = set()  # queues consumed without acknowledgements
+
+    def basic_consume(
+        self, queue: str, no_ack: bool, *args: Any, **kwargs: Any
+    ) -> Any:
+        """Consume ``queue``; without acknowledgements its messages are not held."""
+        if no_ack:
+            self._no_ack.add(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    @property
+    def held_root(self) -> str:
+        return os.path.join(self.processed_folder, HELD)
 
     def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]  # the stubs of kombu disagree with themselves
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
-        folder = self.data_folder_out
-        temporary = os.path.join(folder, f".tmp-{name}")
-        try:
-            with open(temporary, "wb") as file:
-                file.write(dumps(payload).encode("utf-8"))
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, os.path.join(folder, name))
-        except OSError as exc:
-            raise ChannelError(f"cannot add a message to {folder!r}: {exc}") from exc
+        _write_atomically(self.data_folder_out, name, payload)
 
     def _get(self, queue: str, timeout: float | None = None) -> Any:
+        if monotonic() - self._reclaimed_at > RECLAIM_EVERY_S:
+            self._reclaimed_at = monotonic()
+            reclaim(self.held_root, self.data_folder_out)
         wanted = f"{queue}.msg"
         for name in sorted(os.listdir(self.data_folder_in)):
             if name.partition(".")[2] != wanted:
                 continue
-            claimed = os.path.join(self.processed_folder, name)
+            if self._claim is None:
+                self._claim = _Claim(self.held_root)
+            claimed = os.path.join(self._claim.folder, name)
             try:
                 os.rename(os.path.join(self.data_folder_in, name), claimed)
             except OSError:
                 continue  # another consumer claimed it first
             try:
                 with open(claimed, "rb") as file:
-                    payload = file.read()
-                os.unlink(claimed)
+                    payload: dict[str, Any] = loads(file.read())
             except OSError as exc:
                 raise ChannelError(f"cannot read message {claimed!r}: {exc}") from exc
-            return loads(payload.decode("utf-8"))
+            if queue in self._no_ack:
+                os.unlink(claimed)
+            else:
+                self._held[payload["properties"]["delivery_tag"]] = claimed
+            return payload
         raise Empty()
+
+    def _restore(self, message: Any) -> None:
+        """Put a message back on its queue, flagged redelivered, then forget it."""
+        info = message.delivery_info
+        for queue in self._lookup(info["exchange"], info["routing_key"]):
+            self._put(queue, _redelivered(message._raw))
+        self.release(message.delivery_tag)
+
+    def release(self, delivery_tag: str) -> None:
+        """Forget a message that was acknowledged, rejected or put back: delete its file."""
+        path = self._held.pop(delivery_tag, None)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def close(self) -> None:
+        super().close()  # puts back what is still unacknowledged (restore_unacked_once)
+        for tag in list(self._held):
+            self.release(tag)
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
 
 
 class Transport(filesystem.Transport):

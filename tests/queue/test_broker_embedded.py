@@ -1,0 +1,156 @@
+"""The embedded broker holds what it delivered until it is acknowledged, and gives back the
+messages of a consumer that died, flagged redelivered."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from kombu import Connection, Exchange, Queue
+
+from worker.queue import broker
+from worker.settings import Settings
+
+broker.register()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings whose embedded broker lives in a fresh folder."""
+    values = Settings(var_dir=tmp_path / "var")
+    for folder in values.broker_transport_options().values():
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    return values
+
+
+@pytest.fixture
+def connection(settings: Settings) -> Iterator[Connection]:
+    """A kombu connection to the embedded broker (kombu keeps the filesystem transport's
+    declarations process-wide: each test starts from none, as a new process would)."""
+    broker.Transport.global_state.clear()
+    with Connection(
+        settings.broker_url, transport_options=settings.broker_transport_options()
+    ) as conn:
+        yield conn
+
+
+QUEUE = Queue("intake", Exchange("intake", type="direct"), routing_key="intake")
+
+
+def publish(connection: Connection, *bodies: str) -> None:
+    """Put messages on the intake queue."""
+    with connection.Producer() as producer:
+        for body in bodies:
+            producer.publish(body, exchange=QUEUE.exchange, routing_key="intake", declare=[QUEUE])
+
+
+def channel_of(connection: Connection) -> broker.Channel:
+    """The connection's default channel: the embedded broker's."""
+    return cast(broker.Channel, connection.default_channel)
+
+
+def held(settings: Settings) -> list[str]:
+    """The messages consumers hold."""
+    root = os.path.join(settings.broker_transport_options()["processed_folder"], broker.HELD)
+    return broker.held_messages(root)
+
+
+def waiting(settings: Settings) -> list[str]:
+    """The messages waiting on the queue folder."""
+    folder = settings.broker_transport_options()["data_folder_in"]
+    return [n for n in os.listdir(folder) if n.endswith(".intake.msg")]
+
+
+def test_a_delivered_message_is_held_until_acknowledged(
+    connection: Connection, settings: Settings
+) -> None:
+    """Taking a message moves it to the consumer's folder; acknowledging it deletes it."""
+    publish(connection, "one")
+    message = channel_of(connection).basic_get("intake")
+    assert message is not None
+    assert message.payload == "one"
+    assert (len(waiting(settings)), len(held(settings))) == (0, 1)
+    message.ack()
+    assert (len(waiting(settings)), len(held(settings))) == (0, 0)
+
+
+def test_a_rejected_message_goes_back_flagged_redelivered(
+    connection: Connection, settings: Settings
+) -> None:
+    """A message rejected with requeue is back on its queue, flagged redelivered."""
+    publish(connection, "one")
+    channel = channel_of(connection)
+    first = channel.basic_get("intake")
+    assert first is not None
+    assert not first.delivery_info.get("redelivered")
+    first.reject(requeue=True)
+    assert (len(waiting(settings)), len(held(settings))) == (1, 0)
+    again = channel.basic_get("intake")
+    assert again is not None
+    assert again.payload == "one"
+    assert again.delivery_info["redelivered"] is True
+
+
+def test_closing_the_channel_gives_back_what_it_did_not_acknowledge(
+    connection: Connection, settings: Settings
+) -> None:
+    """A consumer that closes puts its unacknowledged messages back and leaves no folder."""
+    publish(connection, "one", "two")
+    channel = cast(broker.Channel, connection.channel())
+    taken = [channel.basic_get("intake") for _ in range(2)]
+    assert all(m is not None for m in taken)
+    channel.close()
+    assert (len(waiting(settings)), len(held(settings))) == (2, 0)
+
+
+CONSUME_AND_DIE = """
+import os, sys
+from kombu import Connection
+from worker.queue import broker
+from worker.settings import Settings
+broker.register()
+from pathlib import Path
+settings = Settings(var_dir=Path(sys.argv[1]))
+conn = Connection(settings.broker_url, transport_options=settings.broker_transport_options())
+message = conn.default_channel.basic_get("intake")
+assert message is not None
+os._exit(0)  # gone without acknowledging or closing, as after kill -9
+"""
+
+
+def test_the_messages_of_a_consumer_that_died_come_back_redelivered(
+    connection: Connection, settings: Settings
+) -> None:
+    """A process that took a message and died holds it no longer: the next consumer puts it
+    back on its queue, flagged redelivered, and nothing is lost or doubled."""
+    publish(connection, "one", "two")
+    subprocess.run([sys.executable, "-c", CONSUME_AND_DIE, str(settings.var_dir)], check=True)
+    assert (len(waiting(settings)), len(held(settings))) == (1, 1)
+    options: dict[str, Any] = settings.broker_transport_options()
+    root = os.path.join(options["processed_folder"], broker.HELD)
+    assert broker.reclaim(root, options["data_folder_in"]) == 1
+    assert broker.reclaim(root, options["data_folder_in"]) == 0
+    channel = channel_of(connection)
+    bodies = {}
+    for _ in range(2):
+        message = channel.basic_get("intake")
+        assert message is not None
+        bodies[message.payload] = bool(message.delivery_info.get("redelivered"))
+        message.ack()
+    assert bodies == {"one": True, "two": False}
+    assert channel.basic_get("intake") is None
+
+
+def test_a_living_consumer_keeps_what_it_holds(connection: Connection, settings: Settings) -> None:
+    """Another consumer's sweep leaves alone the messages of a consumer that is alive."""
+    publish(connection, "one")
+    assert channel_of(connection).basic_get("intake") is not None
+    options: dict[str, Any] = settings.broker_transport_options()
+    root = os.path.join(options["processed_folder"], broker.HELD)
+    assert broker.reclaim(root, options["data_folder_in"]) == 0
+    assert (len(waiting(settings)), len(held(settings))) == (0, 1)
