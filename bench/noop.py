@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.pipeline import NOOP_TASK
-from worker.queue.app import app
+from worker.app import app
 
 
 @app.task(name=NOOP_TASK)

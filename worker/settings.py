@@ -142,6 +142,30 @@ class Settings:
             log_level=env.get("LOG_LEVEL", _choice(LOG_LEVELS, str.upper), default.log_level),
         )
 
+    def to_env(self) -> dict[str, str]:
+        """The ``CABLE_INGEST_*`` variables that :meth:`from_env` reads back as these settings
+        (for a child process: the worker processes ``run`` starts)."""
+        values: dict[str, object] = {
+            "BROKER_URL": self.broker_url,
+            "DATABASE_URL": self.database_url,
+            "VAR_DIR": self.var_dir,
+            "BATCH_SIZE": self.batch_size,
+            "MAX_INPUT_BYTES": self.max_input_bytes,
+            "HIGH_WATER_MARK": self.high_water_mark,
+            "MAX_DELIVERIES": self.max_deliveries,
+            "SINK_MAX_RETRIES": self.sink_max_retries,
+            "WORKER_CONCURRENCY": self.worker_concurrency,
+            "PREFETCH_MULTIPLIER": self.prefetch_multiplier,
+            "VISIBILITY_TIMEOUT": self.visibility_timeout,
+            "TASK_TIME_LIMIT": self.task_time_limit,
+            "CONFIG": self.config_file,
+            "METRICS_DIR": self.metrics_dir,
+            "READY_WINDOW_S": self.ready_window_s,
+            "LOG_FORMAT": self.log_format,
+            "LOG_LEVEL": self.log_level,
+        }
+        return {PREFIX + k: str(v) for k, v in values.items() if v is not None}
+
     def broker_transport_options(self) -> dict[str, Any]:
         """Return kombu's ``broker_transport_options`` for :attr:`broker_url`.
 

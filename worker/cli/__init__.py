@@ -24,15 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     parse.register(sub)
     generate.register(sub)
     store.register(sub)
-    # the queue commands import the Celery app, which reads the settings: a bad variable
-    # must come out as a one-line error from main(), not as a traceback at import
-    from . import queue  # noqa: PLC0415
+    from . import queue  # noqa: PLC0415 - Celery, kombu and the sinks: only when parsing
 
     queue.register(sub)
-    from . import observe  # noqa: PLC0415 - imports the Celery app too (see above)
+    from . import observe  # noqa: PLC0415 - the same (see above)
 
     observe.register(sub)
-    from . import status  # noqa: PLC0415 - imports the Celery app too (see above)
+    from . import status  # noqa: PLC0415 - the same (see above)
 
     status.register(sub)
     return parser

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 import sys
+from pathlib import Path
 
 import orjson
 from tqdm import tqdm
@@ -15,7 +16,7 @@ from worker.intake.envelope import IntakeError
 from worker.intake.producer import Producer
 from worker.intake.sources import count_hint
 from worker.logs import configure_logging
-from worker.queue.app import INTAKE_QUEUE, app, celery_config, sink_queue
+from worker.queue.app import INTAKE_QUEUE, create_app, sink_queue
 from worker.routing.config import load_config
 from worker.settings import Settings
 from worker.sinks import build_sinks
@@ -28,9 +29,12 @@ def _report(error: IntakeError) -> None:
     print(f"rejected ({error.reason_code}): {error}", file=sys.stderr)
 
 
-def _settings() -> Settings:
-    """The settings, with logging configured from them."""
+def _settings(config: str | None = None) -> Settings:
+    """The settings (``--config FILE`` in place of CABLE_INGEST_CONFIG when given), with
+    logging configured from them."""
     settings = Settings.from_env()
+    if config:
+        settings = dataclasses.replace(settings, config_file=Path(config))
     configure_logging(settings.log_format, settings.log_level)
     return settings
 
@@ -61,21 +65,12 @@ def worker_argv(settings: Settings, queues: str, concurrency: int, loglevel: str
     return argv
 
 
-def _use_config(path: str | None) -> None:
-    """``--config FILE``: the same as CABLE_INGEST_CONFIG, for this process and its workers."""
-    if path:
-        os.environ["CABLE_INGEST_CONFIG"] = path
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker on the project's app (it migrates the database at start)."""
-    _use_config(args.config)
-    settings = Settings.from_env()
+    settings = _settings(args.config)
     config = load_config(settings.config_file)  # a bad file stops here, with the key named
     build_sinks(config, settings, ReceiptStore(settings.database_url))  # secrets, options
-    app.conf.update(celery_config(settings, config))  # the app was made before --config
-    app.conf["cable_ingest_settings"] = settings
-    app.conf["cable_ingest_config"] = config
+    app = create_app(settings, config)
     queues = args.queues or ",".join([INTAKE_QUEUE, *map(sink_queue, config.sinks)])
     concurrency = args.concurrency or settings.worker_concurrency
     app.worker_main(worker_argv(settings, queues, concurrency, settings.log_level))
@@ -84,8 +79,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Ingest everything under PATH end to end through worker processes, then summarise."""
-    _use_config(args.config)
-    settings = _settings()
+    settings = _settings(args.config)
     where = (
         f"broker {redact_url(settings.broker_url)}, database {redact_url(settings.database_url)}"
     )

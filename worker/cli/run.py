@@ -27,7 +27,7 @@ from worker.intake.producer import Producer
 from worker.queue.app import INTAKE_QUEUE, create_app, prepare_broker, sink_queue
 from worker.queue.depths import queue_depth
 from worker.routing.config import Config, load_config, storage_sinks
-from worker.settings import Settings
+from worker.settings import PREFIX, Settings
 from worker.sinks import build_sinks
 from worker.storage import DeadLetterStore, ReceiptStore, upgrade
 
@@ -85,6 +85,13 @@ class RunSummary:
         return lines
 
 
+def worker_env(settings: Settings) -> dict[str, str]:
+    """A child worker's environment: this process's, its CABLE_INGEST_* replaced by
+    ``settings`` (what the command line resolved, ``--config`` included)."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    return inherited | settings.to_env()
+
+
 def start_workers(
     config: Config, concurrency: int, log: IO[bytes], env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -128,9 +135,9 @@ def run_job(
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"worker-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
     with log_path.open("ab") as log:
-        process = start_workers(config, concurrency, log)
+        process = start_workers(config, concurrency, log, worker_env(settings))
         try:
-            with Producer(settings) as producer:
+            with Producer(settings, app=create_app(settings, config)) as producer:
                 enqueued = enqueue_paths(
                     paths, producer, on_rejected=lambda error: echo(f"rejected: {error}")
                 )
@@ -205,7 +212,7 @@ def _drain_notifications(
     sinks = [sink.name for sink in config.sinks.values() if sink.notifies]
     if not sinks:
         return
-    app = create_app(settings)
+    app = create_app(settings, config)
     deadline = time.monotonic() + stall_timeout
     empty_polls = 0
     while empty_polls < 2 and process.poll() is None and time.monotonic() < deadline:

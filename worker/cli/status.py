@@ -9,11 +9,10 @@ import sys
 import time
 
 import orjson
-from celery import Celery
 
 from worker.logs import configure_logging
 from worker.ops.status import Status, collect_status, render
-from worker.queue.app import create_app
+from worker.queue.app import CableIngestApp, create_app
 from worker.settings import Settings
 
 DEFAULT_WATCH_S = 2.0
@@ -37,7 +36,7 @@ def _screen(status: Status, as_json: bool, tty: bool) -> str:
     return "\n".join(render(status, width)) + "\n"
 
 
-def _watch(settings: Settings, app: Celery, args: argparse.Namespace, tty: bool) -> int:
+def _watch(settings: Settings, app: CableIngestApp, args: argparse.Namespace, tty: bool) -> int:
     """Screen after screen: in place on a terminal, else a blank line apart; 0 on Ctrl-C."""
     first = True
     try:

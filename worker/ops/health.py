@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from worker.logs import get_logger
+from worker.queue.names import INTAKE_QUEUE, sink_queue
 from worker.routing.config import load_config
 from worker.settings import Settings, redact_url
 
@@ -175,8 +176,6 @@ def check_database(settings: Settings) -> str | None:
 
 def queue_names(settings: Settings) -> list[str]:
     """Intake and every configured sink's queue."""
-    from worker.queue.app import INTAKE_QUEUE, sink_queue  # noqa: PLC0415 - the app imports us
-
     return [INTAKE_QUEUE, *map(sink_queue, load_config(settings.config_file).sinks)]
 
 

@@ -37,9 +37,9 @@ from kombu import Connection
 from kombu.exceptions import KombuError
 
 from worker.errors import CableIngestError
-from worker.queue.app import PUBLISHED_AT
 from worker.queue.broker import HELD, held_messages
 from worker.queue.depths import queue_depth
+from worker.queue.names import PUBLISHED_AT
 from worker.settings import Settings, redact_url
 
 REDIS_SCHEMES = ("redis", "rediss", "sentinel")

@@ -21,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
 from sqlalchemy import func, inspect, select
 
 from worker.ops.inspect import QueueInfo, WorkerInfo, inspect_queues, workers_online
-from worker.queue.app import INTAKE_QUEUE, create_app, sink_queue
+from worker.queue.app import CableIngestApp, create_app
+from worker.queue.names import INTAKE_QUEUE, sink_queue
 from worker.routing.config import Config
 from worker.settings import Settings, redact_url
 from worker.storage import DeadLetterStore
@@ -102,10 +102,10 @@ class _Figures:
     dead_by_stage: dict[str, int]
 
 
-def collect_status(settings: Settings, app: Celery | None = None) -> Status:
+def collect_status(settings: Settings, app: CableIngestApp | None = None) -> Status:
     """Read the broker and the database now; BrokerUnavailableError, TransientSinkError…"""
     app = app or create_app(settings)
-    config: Config = app.conf["cable_ingest_config"]
+    config: Config = app.sinks_config
     names = [INTAKE_QUEUE, *map(sink_queue, config.sinks)]
     at = datetime.now(UTC)
     queues = inspect_queues(app, settings, names, at.timestamp())

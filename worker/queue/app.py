@@ -1,12 +1,18 @@
-"""The Celery application, configured for a Redis broker that must not lose a cable.
+"""The Celery application, built from explicit settings for a broker that must not lose a cable.
 
-``celery -A worker.app worker`` and ``cable-ingest worker`` both start workers on :data:`app`.
-Settings are read once from the environment (:mod:`worker.settings`); nothing connects at import.
+:func:`create_app` is called by whoever runs: ``cable-ingest worker`` and ``run`` with the
+settings they resolved, a producer with its own, ``celery -A worker.app`` through
+:mod:`worker.app`, the one module that builds an app from the environment. Importing this
+module reads nothing and connects nothing. The app carries its settings, its sinks file and,
+in each process that uses it, a :class:`~worker.queue.runtime.Runtime` (sinks and stores),
+made on first use and forgotten in a forked child.
 """
 
 from __future__ import annotations
 
-import time
+import functools
+import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +24,34 @@ from kombu.serialization import register
 from worker import logs
 from worker.ops import health, metrics
 from worker.queue import broker
+from worker.queue.names import (
+    DELIVER_TASK,
+    INGEST_TASK,
+    INTAKE_QUEUE,
+    PUBLISHED_AT,
+    publish,
+    sink_queue,
+)
+from worker.queue.runtime import Runtime
 from worker.routing.config import Config, load_config
 from worker.settings import Settings
 from worker.storage import upgrade
 
+__all__ = [
+    "DELIVER_TASK",
+    "INGEST_TASK",
+    "INTAKE_QUEUE",
+    "PUBLISHED_AT",
+    "PUBLISH_RETRY_POLICY",
+    "CableIngestApp",
+    "celery_config",
+    "create_app",
+    "prepare_broker",
+    "publish",
+    "sink_queue",
+]
+
 SERIALIZER = "orjson"
-INGEST_TASK = "cable_ingest.ingest"
-DELIVER_TASK = "cable_ingest.deliver"
-INTAKE_QUEUE = "intake"
 FILESYSTEM_POLLING_S = 0.01
 PUBLISH_RETRY_POLICY = {
     "max_retries": 25,
@@ -39,22 +65,11 @@ def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-register(SERIALIZER, _dumps, orjson.loads, content_type="application/x-orjson")
-broker.register()
-
-
-def sink_queue(sink: str) -> str:
-    """The queue a sink's deliveries wait on."""
-    return f"sink.{sink}"
-
-
-PUBLISHED_AT = "published_at"
-"""Message header: when the message was published (Unix time), for the age of a queue."""
-
-
-def publish(celery: Celery, task: str, args: list[Any], queue: str) -> None:
-    """Send one task message to ``queue``, stamped with the time it was published."""
-    celery.send_task(task, args=args, queue=queue, headers={PUBLISHED_AT: time.time()})
+@functools.cache
+def _register_codecs() -> None:
+    """Once per process: the orjson serializer and this project's kombu transports."""
+    register(SERIALIZER, _dumps, orjson.loads, content_type="application/x-orjson")
+    broker.register()
 
 
 def prepare_broker(settings: Settings) -> None:
@@ -124,36 +139,71 @@ def celery_config(settings: Settings, config: Config) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings | None = None) -> Celery:
-    """A Celery app on ``settings`` (default: read from the environment) and its sinks file."""
-    settings = settings or Settings.from_env()
-    config = load_config(settings.config_file)
-    celery = Celery("cable_ingest", set_as_current=False)
-    celery.config_from_object(celery_config(settings, config))
-    celery.conf["cable_ingest_settings"] = settings
-    celery.conf["cable_ingest_config"] = config
+class CableIngestApp(Celery):
+    """The Celery app of cable-ingest: Celery's, plus the settings and sinks it was made from."""
+
+    def __init__(self, settings: Settings, config: Config) -> None:
+        super().__init__("cable_ingest", set_as_current=False)
+        self.settings = settings
+        self.sinks_config = config
+        self._runtime: Runtime | None = None
+        self.config_from_object(celery_config(settings, config))
+        _APPS.add(self)
+
+    @property
+    def runtime(self) -> Runtime:
+        """This process's sinks and stores, made on first use (after a prefork worker forks)."""
+        if self._runtime is None:
+            self._runtime = Runtime.build(self.settings, self.sinks_config, self)
+        return self._runtime
+
+    def forget_runtime(self) -> None:
+        """In a forked child: the parent's clients are not this process's to use."""
+        self._runtime = None
+
+
+_APPS: weakref.WeakSet[CableIngestApp] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for celery in list(_APPS):
+        celery.forget_runtime()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def create_app(settings: Settings, config: Config | None = None) -> CableIngestApp:
+    """The Celery app for ``settings`` and a sinks configuration (default: the file
+    ``settings.config_file`` names, read now), with the ingest and deliver tasks."""
+    from worker.queue import tasks  # noqa: PLC0415 - the tasks module needs this one's names
+
+    _register_codecs()
+    celery = CableIngestApp(settings, config or load_config(settings.config_file))
+    tasks.register(celery)
     return celery
 
 
-app = create_app()
-app.autodiscover_tasks(["worker.queue"], related_name="tasks", force=True)
+def _ours(celery: object) -> CableIngestApp | None:
+    return celery if isinstance(celery, CableIngestApp) else None
 
 
 @signals.setup_logging.connect
 def _setup_logging(**_: object) -> None:
-    """Celery's logging goes through structlog (connecting here stops Celery's own set-up)."""
-    settings: Settings = app.conf["cable_ingest_settings"]
-    logs.configure_logging(settings.log_format, settings.log_level)
+    """Celery's logging goes through structlog, configured by whoever built the app (the
+    ``worker`` command, :mod:`worker.app`); connecting here stops Celery's own set-up."""
 
 
 @signals.worker_init.connect
-def _prepare(**_: object) -> None:
+def _prepare(sender: Any = None, **_: object) -> None:
     """Before a worker consumes (and forks): the broker's folders exist, the tables are current
     and the metrics folder is empty and shared by the pool's processes."""
-    settings: Settings = app.conf["cable_ingest_settings"]
-    prepare_broker(settings)
-    upgrade(settings.database_url)
-    metrics.prepare_metrics_dir(metrics.default_metrics_dir(settings))
+    celery = _ours(getattr(sender, "app", None))
+    if celery is None:
+        return
+    prepare_broker(celery.settings)
+    upgrade(celery.settings.database_url)
+    metrics.prepare_metrics_dir(metrics.default_metrics_dir(celery.settings))
 
 
 @signals.worker_process_shutdown.connect
@@ -170,6 +220,8 @@ def _bind_task(task_id: str | None = None, task: Any = None, **_: object) -> Non
 
 
 @signals.task_postrun.connect
-def _acknowledged(**_: object) -> None:
+def _acknowledged(sender: Any = None, **_: object) -> None:
     """A task finished (acks are late: its message is acknowledged now); readiness reads it."""
-    health.record_ack(app.conf["cable_ingest_settings"])
+    celery = _ours(getattr(sender, "app", None))
+    if celery is not None:
+        health.record_ack(celery.settings)

@@ -1,13 +1,15 @@
 """What a worker process holds: its settings, sinks and stores, made once per process.
 
-Built lazily on first use in the process that uses it, so nothing connects before a prefork
-worker forks its children; a child that inherits a parent's runtime builds its own.
+The app (:class:`worker.queue.app.CableIngestApp`) builds it on first use in the process that
+uses it, so nothing connects before a prefork worker forks its children, and forgets it in a
+forked child, which builds its own.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from celery import Celery
 
 from worker.routing.config import Config
 from worker.settings import Settings
@@ -24,10 +26,10 @@ class Runtime:
     sinks: dict[str, Sink]
     dead_letters: DeadLetterStore
     receipts: ReceiptStore
-    pid: int
+    celery: Celery  # to publish the messages a task sends on
 
     @classmethod
-    def build(cls, settings: Settings, config: Config) -> Runtime:
+    def build(cls, settings: Settings, config: Config, celery: Celery) -> Runtime:
         """Sinks and stores for ``settings`` (no connection is opened here)."""
         receipts = ReceiptStore(settings.database_url)
         return cls(
@@ -36,7 +38,7 @@ class Runtime:
             sinks=build_sinks(config, settings, receipts),
             dead_letters=DeadLetterStore(settings.database_url),
             receipts=receipts,
-            pid=os.getpid(),
+            celery=celery,
         )
 
     def close(self) -> None:
@@ -45,14 +47,3 @@ class Runtime:
             sink.close()
         self.dead_letters.close()
         self.receipts.close()
-
-
-_current: Runtime | None = None
-
-
-def current(settings: Settings, config: Config) -> Runtime:
-    """This process's runtime, built on first use."""
-    global _current  # noqa: PLW0603 - one runtime per process, by design
-    if _current is None or _current.pid != os.getpid():
-        _current = Runtime.build(settings, config)
-    return _current

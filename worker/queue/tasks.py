@@ -28,12 +28,11 @@ from worker.core.pipeline import Failure, Parsed, dead_letter
 from worker.errors import PermanentSinkError, TransientSinkError
 from worker.logs import get_logger
 from worker.ops import metrics
-from worker.queue.app import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, app, publish, sink_queue
+from worker.queue.app import CableIngestApp
+from worker.queue.names import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, publish, sink_queue
 from worker.queue.retry import backoff
-from worker.queue.runtime import Runtime, current
-from worker.routing.config import Config
+from worker.queue.runtime import Runtime
 from worker.routing.rules import route
-from worker.settings import Settings
 from worker.sinks import Delivery
 from worker.storage import Receipt
 from worker.storage.provenance import Arrival
@@ -41,16 +40,22 @@ from worker.storage.provenance import Arrival
 log = get_logger("worker.queue.tasks")
 
 
-def _runtime() -> Runtime:
-    settings: Settings = app.conf["cable_ingest_settings"]
-    config: Config = app.conf["cable_ingest_config"]
-    return current(settings, config)
+def register(celery: CableIngestApp) -> None:
+    """Add the ingest and deliver tasks to ``celery``."""
+    # max_retries=None: _run_guarded counts the retries itself
+    celery.task(name=INGEST_TASK, bind=True, max_retries=None)(ingest)
+    celery.task(name=DELIVER_TASK, bind=True, max_retries=None)(deliver)
 
 
-@app.task(name=INGEST_TASK, bind=True, max_retries=None)  # _run_guarded counts retries
+def _runtime(task: Task[Any, Any]) -> Runtime:
+    celery = task.app
+    assert isinstance(celery, CableIngestApp), "tasks run on create_app()'s app"
+    return celery.runtime
+
+
 def ingest(self: Task[Any, Any], envelopes: list[dict[str, Any]]) -> None:
     """Parse, validate and route a batch of envelopes."""
-    runtime = _runtime()
+    runtime = _runtime(self)
 
     def give_up(stage_error: str, reason: str, attempts: int) -> None:
         failures = [Failure("parse", stage_error, reason, e) for e in envelopes]
@@ -58,7 +63,7 @@ def ingest(self: Task[Any, Any], envelopes: list[dict[str, Any]]) -> None:
 
     def resend_one_by_one() -> None:
         for envelope in envelopes:
-            publish(app, INGEST_TASK, [[envelope]], INTAKE_QUEUE)
+            publish(self.app, INGEST_TASK, [[envelope]], INTAKE_QUEUE)
 
     _run_guarded(
         self, runtime, len(envelopes), lambda: _ingest(runtime, envelopes), give_up,
@@ -100,7 +105,7 @@ def _ingest(runtime: Runtime, envelopes: Sequence[Mapping[str, Any]]) -> None:
             if sink.inline:
                 inline.append((name, batch))
             else:
-                _send(name, batch)
+                _send(runtime, name, batch)
     for name, batch in inline:  # after the queued sinks: a slow one holds back no other
         _write_inline(runtime, name, batch)
     if withheld:
@@ -131,10 +136,9 @@ def _ingest_logged(envelope: Mapping[str, Any]) -> Parsed | Failure:
     return outcome
 
 
-@app.task(name=DELIVER_TASK, bind=True, max_retries=None)
 def deliver(self: Task[Any, Any], sink: str, messages: list[dict[str, Any]]) -> None:
     """Write a batch of records to one sink."""
-    runtime = _runtime()
+    runtime = _runtime(self)
     batch = [Delivery.from_message(m) for m in messages]
 
     def give_up(error_class: str, reason: str, attempts: int) -> None:
@@ -144,7 +148,7 @@ def deliver(self: Task[Any, Any], sink: str, messages: list[dict[str, Any]]) -> 
 
     def resend_one_by_one() -> None:
         for delivery in batch:
-            _send(sink, [delivery])
+            _send(runtime, sink, [delivery])
 
     _run_guarded(
         self, runtime, len(batch), lambda: _deliver(self, runtime, sink, batch), give_up,
@@ -160,7 +164,7 @@ def _deliver(task: Task[Any, Any], runtime: Runtime, sink: str, batch: list[Deli
         if len(batch) > 1:  # find the item that cannot be written; the others go through
             log.warning("batch_split", sink=sink, size=len(batch), reason=str(exc))
             for delivery in batch:
-                _send(sink, [delivery])
+                _send(runtime, sink, [delivery])
             return
         error = type(exc).__name__
         _sink_failed(runtime, sink, batch, error_class=error, reason=str(exc), attempts=attempt)
@@ -176,7 +180,7 @@ def _write_inline(runtime: Runtime, sink: str, batch: list[Delivery]) -> None:
             "inline_failed", sink=sink, size=len(batch), error_class=type(exc).__name__,
             reason=str(exc),
         )  # fmt: skip
-        _send(sink, batch)
+        _send(runtime, sink, batch)
 
 
 def _write(
@@ -266,10 +270,11 @@ def _give_up_or_retry(
         raise task.retry(exc=failure, countdown=countdown, queue=queue) from failure
 
 
-def _send(sink: str, deliveries: Sequence[Delivery]) -> None:
+def _send(runtime: Runtime, sink: str, deliveries: Sequence[Delivery]) -> None:
     if not deliveries:
         return
-    publish(app, DELIVER_TASK, [sink, [d.as_message() for d in deliveries]], sink_queue(sink))
+    messages = [d.as_message() for d in deliveries]
+    publish(runtime.celery, DELIVER_TASK, [sink, messages], sink_queue(sink))
     for delivery in deliveries:
         log.info(
             "routed",

@@ -1,0 +1,29 @@
+"""The names producers and workers agree on: queues, tasks, the publish header, and publish.
+
+Kept apart from :mod:`worker.queue.app` so that whoever only sends messages (a producer, the
+operator's view) needs no worker's Celery app and builds nothing to import them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import Celery
+
+INGEST_TASK = "cable_ingest.ingest"
+DELIVER_TASK = "cable_ingest.deliver"
+INTAKE_QUEUE = "intake"
+
+PUBLISHED_AT = "published_at"
+"""Message header: when the message was published (Unix time), for the age of a queue."""
+
+
+def sink_queue(sink: str) -> str:
+    """The queue a sink's deliveries wait on."""
+    return f"sink.{sink}"
+
+
+def publish(celery: Celery, task: str, args: list[Any], queue: str) -> None:
+    """Send one task message to ``queue``, stamped with the time it was published."""
+    celery.send_task(task, args=args, queue=queue, headers={PUBLISHED_AT: time.time()})
