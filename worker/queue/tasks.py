@@ -17,7 +17,8 @@ a single item delivered more than ``max_deliveries`` times is dead-lettered inst
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
@@ -25,11 +26,13 @@ from celery.exceptions import Retry
 
 from worker.core import pipeline
 from worker.core.pipeline import Failure, Parsed, dead_letter
-from worker.errors import PermanentSinkError, TransientSinkError
+from worker.errors import PermanentSinkError
 from worker.logs import get_logger
 from worker.ops import metrics
+from worker.queue import policy
 from worker.queue.app import CableIngestApp
 from worker.queue.names import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, publish, sink_queue
+from worker.queue.policy import RedeliveryLimitExceeded, StageFailed
 from worker.queue.retry import backoff
 from worker.queue.runtime import Runtime
 from worker.routing.rules import route
@@ -57,8 +60,9 @@ def ingest(self: Task[Any, Any], envelopes: list[dict[str, Any]]) -> None:
     """Parse, validate and route a batch of envelopes."""
     runtime = _runtime(self)
 
-    def give_up(stage_error: str, reason: str, attempts: int) -> None:
-        failures = [Failure("parse", stage_error, reason, e) for e in envelopes]
+    def give_up(error: StageFailed, attempts: int) -> None:
+        kind, reason = type(error.cause).__name__, str(error.cause)
+        failures = [Failure(error.stage, kind, reason, e) for e in envelopes]
         _dead_letter(runtime, failures, attempts=attempts)
 
     def resend_one_by_one() -> None:
@@ -67,7 +71,7 @@ def ingest(self: Task[Any, Any], envelopes: list[dict[str, Any]]) -> None:
 
     _run_guarded(
         self, runtime, len(envelopes), lambda: _ingest(runtime, envelopes), give_up,
-        resend_one_by_one, INTAKE_QUEUE,
+        resend_one_by_one, INTAKE_QUEUE, stage="parse",
     )  # fmt: skip
 
 
@@ -105,12 +109,28 @@ def _ingest(runtime: Runtime, envelopes: Sequence[Mapping[str, Any]]) -> None:
             if sink.inline:
                 inline.append((name, batch))
             else:
-                _send(runtime, name, batch)
+                with _stage(f"sink:{name}"):
+                    _send(runtime, name, batch)
     for name, batch in inline:  # after the queued sinks: a slow one holds back no other
-        _write_inline(runtime, name, batch)
+        with _stage(f"sink:{name}"):
+            _write_inline(runtime, name, batch)
     if withheld:
-        runtime.receipts.add_many(withheld)
-    _dead_letter(runtime, failures)
+        with _stage(f"sink:{withheld[0].sink}"):
+            runtime.receipts.add_many(withheld)
+    if failures:
+        with _stage(failures[0].stage):
+            _dead_letter(runtime, failures)
+
+
+@contextmanager
+def _stage(stage: str) -> Iterator[None]:
+    """An error in this block fails the whole message in ``stage`` (its dead letters say so)."""
+    try:
+        yield
+    except Retry:
+        raise
+    except Exception as error:
+        raise StageFailed.of(error, stage) from error
 
 
 def _ingest_logged(envelope: Mapping[str, Any]) -> Parsed | Failure:
@@ -141,10 +161,9 @@ def deliver(self: Task[Any, Any], sink: str, messages: list[dict[str, Any]]) -> 
     runtime = _runtime(self)
     batch = [Delivery.from_message(m) for m in messages]
 
-    def give_up(error_class: str, reason: str, attempts: int) -> None:
-        _sink_failed(
-            runtime, sink, batch, error_class=error_class, reason=reason, attempts=attempts
-        )
+    def give_up(error: StageFailed, attempts: int) -> None:
+        kind, reason = type(error.cause).__name__, str(error.cause)
+        _sink_failed(runtime, sink, batch, error_class=kind, reason=reason, attempts=attempts)
 
     def resend_one_by_one() -> None:
         for delivery in batch:
@@ -152,7 +171,7 @@ def deliver(self: Task[Any, Any], sink: str, messages: list[dict[str, Any]]) -> 
 
     _run_guarded(
         self, runtime, len(batch), lambda: _deliver(self, runtime, sink, batch), give_up,
-        resend_one_by_one, sink_queue(sink),
+        resend_one_by_one, sink_queue(sink), stage=f"sink:{sink}",
     )  # fmt: skip
 
 
@@ -214,50 +233,63 @@ def _run_guarded(  # noqa: PLR0917 - the one place both tasks share their policy
     runtime: Runtime,
     size: int,
     work: Callable[[], None],
-    give_up: Callable[[str, str, int], None],
+    give_up: Callable[[StageFailed, int], None],
     resend_one_by_one: Callable[[], None],
     queue: str,
+    *,
+    stage: str,
 ) -> None:
-    """Run ``work`` under the redelivery cap and the retry policy; never raise but Retry."""
+    """Carry out the delivery policy (:mod:`worker.queue.policy`) around ``work``: split or
+    dead-letter a message that keeps coming back, retry or give up on failure; ``stage``
+    names a failure that does not name its own. Never raises but Retry."""
     key = f"{task.name}:{task.request.id}"
     redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
     if redelivered:
         metrics.redelivered(task.name)
     deliveries = runtime.receipts.count_redelivery(key) if redelivered else 0
+    arrival = policy.on_arrival(
+        deliveries=deliveries, size=size, max_deliveries=runtime.settings.max_deliveries
+    )
     try:
-        if deliveries and size > 1:
+        if arrival is policy.Arrival.SPLIT:
             log.warning("batch_split", task_id=task.request.id, size=size, deliveries=deliveries)
             resend_one_by_one()
-        elif deliveries > runtime.settings.max_deliveries:
+        elif arrival is policy.Arrival.DEAD_LETTER:
             reason = f"delivered {deliveries} times; its worker was lost every time"
-            give_up("RedeliveryLimitExceeded", reason, deliveries)
+            give_up(StageFailed(stage, RedeliveryLimitExceeded(reason)), deliveries)
         else:
             work()
     except Retry:
         raise
     except Exception as exc:  # everything: an exception here would lose the batch
+        failed = StageFailed.of(exc, stage)
         retries = task.request.retries
-        if isinstance(exc, PermanentSinkError) or retries >= runtime.settings.sink_max_retries:
-            _give_up_or_retry(task, give_up, exc, queue)
+        decision = policy.on_failure(
+            failed, retries=retries, max_retries=runtime.settings.sink_max_retries
+        )
+        if isinstance(decision, policy.GiveUp):
+            _give_up_or_retry(task, give_up, failed, queue)
         else:
-            wished = exc.retry_after if isinstance(exc, TransientSinkError) else None
-            countdown = wished if wished is not None else backoff(retries)
             log.warning(
-                "retried", task=task.name, attempt=retries + 1, size=size,
-                countdown_s=round(countdown, 3), error_class=type(exc).__name__, reason=str(exc),
+                "retried", task=task.name, attempt=retries + 1, size=size, stage=failed.stage,
+                countdown_s=round(decision.countdown, 3), error_class=type(failed.cause).__name__,
+                reason=str(failed.cause),
             )  # fmt: skip
-            raise task.retry(exc=exc, countdown=countdown, queue=queue) from exc
+            raise task.retry(exc=exc, countdown=decision.countdown, queue=queue) from exc
     if deliveries:
         runtime.receipts.forget_redelivery(key)
 
 
 def _give_up_or_retry(
-    task: Task[Any, Any], give_up: Callable[[str, str, int], None], exc: Exception, queue: str
+    task: Task[Any, Any],
+    give_up: Callable[[StageFailed, int], None],
+    failed: StageFailed,
+    queue: str,
 ) -> None:
     """Dead-letter the message's items; if even that fails, keep the message: retry later."""
     retries = task.request.retries
     try:
-        give_up(type(exc).__name__, str(exc), retries + 1)
+        give_up(failed, retries + 1)
     except PermanentSinkError as failure:
         log.critical(
             "dead_letter_refused", task=task.name, task_id=task.request.id, reason=str(failure)
