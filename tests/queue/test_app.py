@@ -21,8 +21,9 @@ def test_importing_the_library_reads_no_environment() -> None:
     (reading it would fail) and none of them builds an app at import."""
     probe = (
         "import worker.intake.producer, worker.queue.app, worker.queue.tasks, worker.ops.status\n"
-        "import worker.queue.app as a\n"
-        "assert not hasattr(a, 'app') and not list(a._APPS)\n"
+        "import worker.queue.app as a, worker.processes as p\n"
+        "assert not hasattr(a, 'app')\n"
+        "assert not [h for h in p._TRACKED if isinstance(h, a.CableIngestApp)]\n"
     )
     env = {"PATH": os.environ["PATH"], "CABLE_INGEST_BATCH_SIZE": "not-a-number"}
     done = subprocess.run(

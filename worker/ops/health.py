@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from worker import processes
 from worker.logs import get_logger
 from worker.queue.names import INTAKE_QUEUE, sink_queue
 from worker.routing.config import load_config
@@ -64,14 +65,14 @@ def _is_redis(settings: Settings) -> bool:
     return settings.broker_url.startswith(REDIS_SCHEMES)
 
 
-_client: tuple[tuple[int, str], Connection, redis.Redis] | None = None
+_client: tuple[str, Connection, redis.Redis] | None = None
 
 
 def _redis(settings: Settings) -> redis.Redis:
     """The broker's Redis client for this process, through kombu (sentinel and failover URLs
     and the broker's transport options as the worker has them), with short timeouts."""
-    global _client  # noqa: PLW0603 - one client per process, reused after a fork is detected
-    key = (os.getpid(), settings.broker_url)
+    global _client  # noqa: PLW0603 - one client per process (forgotten in a forked child)
+    key = settings.broker_url
     if _client is None or _client[0] != key:
         from kombu import Connection  # noqa: PLC0415 - only for a Redis broker
 
@@ -87,6 +88,16 @@ def _redis(settings: Settings) -> redis.Redis:
             raise
         _client = (key, connection, client)
     return _client[2]
+
+
+class _PerProcess:
+    def after_fork(self) -> None:
+        """A forked child makes its own client (redis-py leaves the parent's sockets be)."""
+        global _client  # noqa: PLW0603 - see _redis
+        _client = None
+
+
+_PER_PROCESS = processes.track(_PerProcess())
 
 
 def _queue_folder(settings: Settings) -> Path:

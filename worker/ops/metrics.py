@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from worker import processes
 from worker.logs import get_logger
 from worker.ops import health
 from worker.settings import Settings
@@ -75,7 +76,6 @@ def mark_process_dead(pid: int | None, path: Path | None = None) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Metrics:
-    pid: int
     multiprocess: bool
     registry: CollectorRegistry
     received: Counter
@@ -104,7 +104,6 @@ def _build() -> _Metrics:
         return Counter(PREFIX + name, doc, labels, registry=registry)
 
     return _Metrics(
-        pid=os.getpid(),
         multiprocess=MULTIPROC_ENV in os.environ,
         registry=registry,
         received=counter("cables_received", "Envelopes taken off the intake queue."),
@@ -126,9 +125,19 @@ def _build() -> _Metrics:
 
 def _current() -> _Metrics:
     global _metrics  # noqa: PLW0603 - one set of metrics per process, by design
-    if _metrics is None or _metrics.pid != os.getpid():
+    if _metrics is None:
         _metrics = _build()
     return _metrics
+
+
+class _PerProcess:
+    def after_fork(self) -> None:
+        """A forked child counts in its own metrics (files of its own in multiprocess mode)."""
+        global _metrics  # noqa: PLW0603 - see _current
+        _metrics = None
+
+
+_PER_PROCESS = processes.track(_PerProcess())
 
 
 def received(n: int = 1) -> None:
@@ -195,7 +204,7 @@ def render_metrics(
     folder = metrics_dir or default_metrics_dir(settings)
     if folder.is_dir():
         MultiProcessCollector(registry, path=str(folder))  # type: ignore[no-untyped-call]
-    elif _metrics is not None and _metrics.pid == os.getpid() and not _metrics.multiprocess:
+    elif _metrics is not None and not _metrics.multiprocess:
         registry.register(_metrics.registry)
     registry.register(cast("Collector", ScrapeCollector(settings, app)))
     return generate_latest(registry)

@@ -11,8 +11,6 @@ made on first use and forgotten in a forked child.
 from __future__ import annotations
 
 import functools
-import os
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from celery import Celery, signals
 from kombu import Exchange, Queue
 from kombu.serialization import register
 
-from worker import logs
+from worker import logs, processes
 from worker.ops import health, metrics
 from worker.queue import broker
 from worker.queue.names import (
@@ -148,7 +146,7 @@ class CableIngestApp(Celery):
         self.sinks_config = config
         self._runtime: Runtime | None = None
         self.config_from_object(celery_config(settings, config))
-        _APPS.add(self)
+        processes.track(self)
 
     @property
     def runtime(self) -> Runtime:
@@ -157,20 +155,10 @@ class CableIngestApp(Celery):
             self._runtime = Runtime.build(self.settings, self.sinks_config, self)
         return self._runtime
 
-    def forget_runtime(self) -> None:
-        """In a forked child: the parent's clients are not this process's to use."""
+    def after_fork(self) -> None:
+        """In a forked child: the parent's runtime is not this process's to use (its
+        stores and sinks, tracked themselves, forget their clients)."""
         self._runtime = None
-
-
-_APPS: weakref.WeakSet[CableIngestApp] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for celery in list(_APPS):
-        celery.forget_runtime()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def create_app(settings: Settings, config: Config | None = None) -> CableIngestApp:

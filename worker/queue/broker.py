@@ -34,7 +34,6 @@ import fcntl
 import os
 import time
 import uuid
-import weakref
 from queue import Empty
 from time import monotonic
 from typing import Any, cast
@@ -45,6 +44,7 @@ from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.transport import redis as kombu_redis
 from kombu.utils import json as kombu_json
 
+from worker import processes
 from worker.logs import get_logger
 
 log = get_logger("worker.queue.broker")
@@ -109,10 +109,13 @@ class _Claim:
         os.makedirs(self.folder)
         self._fd: int | None = os.open(os.path.join(self.folder, LOCK), os.O_CREAT | os.O_RDWR)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _CLAIMS.add(self)
+        processes.track(self)
 
-    def forget_in_child(self) -> None:
+    def after_fork(self) -> None:
         """In a forked child: close the inherited lock, so the parent's death releases it."""
+        self._unlock()
+
+    def _unlock(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -124,16 +127,9 @@ class _Claim:
             os.rmdir(self.folder)
         except OSError:
             pass  # a message still held stays, and is reclaimed once the lock is let go
-        self.forget_in_child()
+        self._unlock()
 
 
-_CLAIMS: weakref.WeakSet[_Claim] = weakref.WeakSet()
-def _after_fork_in_child() -> None:
-    for claim in list(_CLAIMS):
-        claim.forget_in_child()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def reclaim(held_root: str, queue_folder: str) -> int:

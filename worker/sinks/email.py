@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from worker import processes
 from worker.errors import PermanentSinkError, SinkError, TransientSinkError
 from worker.logs import get_logger
 from worker.settings import read_secret
@@ -113,7 +114,7 @@ class EmailNotifier:
         self.spool, self._sending = spool / f"{name}.spool.jsonl", spool / f"{name}.sending.jsonl"
         self._spool_lock, self._flush_lock = spool / f"{name}.lock", spool / f"{name}.flush.lock"
         self._smtp: smtplib.SMTP | None = None
-        self._pid = 0
+        processes.track(self)
 
     def send(self, notification: Mapping[str, Any], key: str) -> None:
         """Send one message (``each``) or spool the notification and flush a due digest."""
@@ -166,11 +167,14 @@ class EmailNotifier:
     def close(self) -> None:
         """Quit the SMTP session opened by this process, if any."""
         smtp, self._smtp = self._smtp, None
-        if smtp is not None and self._pid == os.getpid():
-            with suppress(smtplib.SMTPException, OSError):
-                smtp.quit()  # a forked child only drops its copy of the parent's socket
         if smtp is not None:
+            with suppress(smtplib.SMTPException, OSError):
+                smtp.quit()
             smtp.close()
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's SMTP session is not ours to use or end."""
+        self._smtp = None
 
     def _read(self, path: Path) -> list[dict[str, Any]]:
         lines = path.read_bytes().splitlines() if path.exists() else []
@@ -211,7 +215,7 @@ class EmailNotifier:
         return message
 
     def _connect(self) -> smtplib.SMTP:
-        if self._smtp is not None and self._pid == os.getpid():
+        if self._smtp is not None:
             with suppress(smtplib.SMTPException, OSError):
                 if self._smtp.noop()[0] == 250:
                     return self._smtp
@@ -222,7 +226,7 @@ class EmailNotifier:
             if self.ssl
             else smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         )
-        self._smtp, self._pid = smtp, os.getpid()
+        self._smtp = smtp
         if self.starttls:
             smtp.starttls(context=context)
         if self.username and self._password:

@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from worker import processes
 from worker.errors import PermanentSinkError, SinkError, TransientSinkError
 from worker.sinks.base import check_options
 
@@ -74,7 +75,7 @@ class FileNotifier:
     def __init__(self, name: str, directory: Path, *, jsonl: bool = False, fsync: bool = True):
         self.name, self.directory, self.jsonl, self.fsync = name, directory, jsonl, fsync
         self._keys: dict[Path, set[str]] = {}  # JSON Lines: keys of today's file, this process
-        self._pid = os.getpid()
+        processes.track(self)
 
     def send(self, notification: Mapping[str, Any], key: str) -> None:
         """Write one notification (a file, or a line of today's JSON Lines file)."""
@@ -86,6 +87,10 @@ class FileNotifier:
                 self._write_atomically(self.directory / relative_path(notification, key), document)
         except OSError as exc:
             raise self._error(exc) from exc
+
+    def after_fork(self) -> None:
+        """In a forked child: read the files again (another process may append to them)."""
+        self._keys = {}
 
     def close(self) -> None:
         """Nothing to release: every file is closed when ``send`` returns."""
@@ -122,8 +127,6 @@ class FileNotifier:
 
     def _append_line(self, notification: Mapping[str, Any], key: str) -> None:
         path = self.directory / f"{datetime.now(UTC):%Y-%m-%d}.jsonl"
-        if self._pid != os.getpid():  # a forked child reads the files again
-            self._keys, self._pid = {}, os.getpid()
         if path not in self._keys:
             self._keys = {path: self._keys_in(path)}  # yesterday's keys are not needed any more
         keys = self._keys[path]

@@ -36,6 +36,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from worker import processes
 from worker.errors import PermanentSinkError, SinkError, TransientSinkError
 from worker.settings import read_secret
 from worker.sinks.base import check_options
@@ -112,7 +113,7 @@ class MqttNotifier:
         self._password = password
         self._client: mqtt.Client | None = None
         self._session = _Session()
-        self._pid = 0
+        processes.track(self)
 
     def __repr__(self) -> str:
         return f"MqttNotifier(name={self.name!r}, host={self.host!r}, port={self.port})"
@@ -125,7 +126,7 @@ class MqttNotifier:
 
     def _connected(self) -> mqtt.Client:
         """This process's connected client, (re)connecting when there is none or it was lost."""
-        if self._client is not None and self._pid == os.getpid() and self._session.up.is_set():
+        if self._client is not None and self._session.up.is_set():
             return self._client
         self.close()
         session, client_id = _Session(), f"{self.client_id_prefix}-{os.getpid()}-"
@@ -148,7 +149,7 @@ class MqttNotifier:
             raise self._fail(PermanentSinkError, f"TLS certificate refused: {exc}") from None
         except OSError as exc:  # refused, unreachable, DNS, timeout, TLS handshake
             raise self._fail(TransientSinkError, f"{type(exc).__name__}: {exc}") from None
-        self._client, self._session, self._pid = client, session, os.getpid()
+        self._client, self._session = client, session
         client.loop_start()
         if not session.answered.wait(self.timeout_s):
             self.close()
@@ -183,12 +184,16 @@ class MqttNotifier:
             raise self._fail(TransientSinkError, f"publish of {key} failed: {exc}") from None
 
     def close(self) -> None:
-        """Disconnect and stop the network thread (in a forked child: only drop the client)."""
+        """Disconnect and stop the network thread."""
         client, self._client = self._client, None
         self._session.up.clear()
-        if client is not None and self._pid == os.getpid():
+        if client is not None:
             client.disconnect()
             client.loop_stop()
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's connection and network thread are not ours."""
+        self._client, self._session = None, _Session()
 
 
 def build(name: str, options: Mapping[str, Any]) -> MqttNotifier:

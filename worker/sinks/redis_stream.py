@@ -20,7 +20,6 @@ password redacted, and never contain the password.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -31,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from worker import processes
 from worker.errors import ConfigurationError, PermanentSinkError, SinkError, TransientSinkError
 from worker.settings import read_secret, redact_url
 from worker.sinks.base import check_options
@@ -82,7 +82,7 @@ class RedisStreamNotifier:
         self._secrets = tuple(secret for secret in (password, in_url) if secret)
         self._client: redis.Redis | None = None
         self._script: Script | None = None
-        self._pid = 0
+        processes.track(self)
 
     def __repr__(self) -> str:
         return f"RedisStreamNotifier(name={self.name!r}, url={redact_url(self.url)!r})"
@@ -93,9 +93,8 @@ class RedisStreamNotifier:
 
     def _add_once(self) -> Script:
         """The script bound to this process's client, made on first use."""
-        if self._script is not None and self._pid == os.getpid():
+        if self._script is not None:
             return self._script
-        self.close()  # in a forked child: only drops its copies of the parent's sockets
         extra: dict[str, Any] = {} if self._password is None else {"password": self._password}
         self._client = redis.Redis.from_url(
             self.url,
@@ -105,7 +104,6 @@ class RedisStreamNotifier:
             **extra,
         )
         self._script = self._client.register_script(ADD_ONCE)
-        self._pid = os.getpid()
         return self._script
 
     def send(self, notification: Mapping[str, Any], key: str) -> None:
@@ -150,6 +148,10 @@ class RedisStreamNotifier:
         client, self._client, self._script = self._client, None, None
         if client is not None:
             client.close()
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's connections are not ours to use or close."""
+        self._client = self._script = None
 
 
 def _url_has_password(url: str) -> bool:

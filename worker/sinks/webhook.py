@@ -13,7 +13,6 @@ the sink, the URL (password redacted) and the status, never the body or the secr
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 import orjson
 
-from worker import __version__
+from worker import __version__, processes
 from worker.errors import ConfigurationError, PermanentSinkError, TransientSinkError
 from worker.routing.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature_header
 from worker.settings import read_secret, redact_url
@@ -82,7 +81,7 @@ class WebhookNotifier:
         self.max_connections = max_connections
         self._secret = secret
         self._client: httpx.Client | None = None
-        self._pid = 0
+        processes.track(self)
 
     def __repr__(self) -> str:
         return f"WebhookNotifier(name={self.name!r}, url={redact_url(self.url)!r})"
@@ -93,9 +92,8 @@ class WebhookNotifier:
 
     def _http(self) -> httpx.Client:
         """The client of this process, made on first use (a forked child makes its own)."""
-        if self._client is not None and self._pid == os.getpid():
+        if self._client is not None:
             return self._client
-        self.close()  # in a forked child: only drops its copies of the parent's sockets
         self._client = httpx.Client(
             timeout=httpx.Timeout(self.timeout_s),
             limits=httpx.Limits(
@@ -104,7 +102,6 @@ class WebhookNotifier:
             ),
             follow_redirects=False,
         )
-        self._pid = os.getpid()
         return self._client
 
     def send(self, notification: Mapping[str, Any], key: str) -> None:
@@ -150,6 +147,10 @@ class WebhookNotifier:
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's connections are not ours to use or close."""
+        self._client = None
 
 
 def build(name: str, options: Mapping[str, Any]) -> WebhookNotifier:

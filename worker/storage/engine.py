@@ -10,7 +10,6 @@ Database errors leave as :class:`~worker.errors.TransientSinkError` (worth a ret
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 
+from worker import processes
 from worker.errors import ConfigurationError, PermanentSinkError, TransientSinkError
 
 BACKENDS = ("sqlite", "postgresql")
@@ -91,7 +91,7 @@ class Database:
             raise ConfigurationError("an in-memory SQLite database cannot be shared; use a file")
         self._engine: Engine | None = None
         self._writer: Engine | None = None
-        self._pid = 0
+        processes.track(self)
 
     def __repr__(self) -> str:
         return f"Database({redact_url(self.url)!r})"
@@ -102,9 +102,6 @@ class Database:
         if self._engine is None:
             self._engine = self._create_engine()
             self._writer = self._engine.execution_options(sqlite_begin="IMMEDIATE")
-        elif self._pid != os.getpid():
-            self._engine.dispose(close=False)  # the parent's connections stay the parent's
-        self._pid = os.getpid()
         return self._engine
 
     @property
@@ -135,8 +132,14 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection; the next use makes a new engine."""
-        if self._engine is not None and self._pid == os.getpid():
+        if self._engine is not None:
             self._engine.dispose()
+        self._engine = self._writer = None
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's connections stay the parent's."""
+        if self._engine is not None:
+            self._engine.dispose(close=False)
         self._engine = self._writer = None
 
     @contextmanager
