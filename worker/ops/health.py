@@ -19,15 +19,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
-
 from worker import processes
 from worker.logs import get_logger
 from worker.queue.names import INTAKE_QUEUE, sink_queue
 from worker.routing.config import load_config
 from worker.settings import Settings, redact_url
+from worker.storage.probe import ping
 
 if TYPE_CHECKING:
     import redis
@@ -164,25 +161,7 @@ def check_broker(settings: Settings) -> str | None:
 def check_database(settings: Settings) -> str | None:
     """None when ``SELECT 1`` answers, else why not (for people). A missing SQLite file is
     reported, not created: the worker creates it when it starts."""
-    url = make_url(settings.database_url)
-    where = redact_url(settings.database_url)
-    connect_args: dict[str, Any] = {}
-    if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database and not database.startswith("file:") and not Path(database).exists():
-            return f"database {where}: {database} does not exist (no worker started yet?)"
-        connect_args["timeout"] = TIMEOUT_S
-    elif "connect_timeout" not in url.query:
-        connect_args["connect_timeout"] = TIMEOUT_S
-    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as error:
-        return f"database {where} does not answer: {_short(getattr(error, 'orig', error))}"
-    finally:
-        engine.dispose()
-    return None
+    return ping(settings.database_url, TIMEOUT_S)
 
 
 def queue_names(settings: Settings) -> list[str]:

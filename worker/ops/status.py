@@ -21,19 +21,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, inspect, select
-
 from worker.ops.inspect import QueueInfo, WorkerInfo, inspect_queues, workers_online
 from worker.queue.app import CableIngestApp, create_app
 from worker.queue.names import INTAKE_QUEUE, sink_queue
 from worker.routing.config import Config
 from worker.settings import Settings, redact_url
-from worker.storage import DeadLetterStore
-from worker.storage.engine import Database, utc_iso
-from worker.storage.schema import dead_letters, receipts
+from worker.storage import DeadLetterStore, ReceiptStore, utc_iso
+from worker.storage.probe import is_migrated
 
 WINDOW_S = 60
-SUCCESS = ("delivered", "inserted", "unchanged", "revised")
 INTAKE_STAGES = ("intake", "parse", "validate")
 NA = "n/a"
 
@@ -143,40 +139,22 @@ def collect_status(settings: Settings, app: CableIngestApp | None = None) -> Sta
     )
 
 
-def _migrated(db: Database) -> bool:
-    """Whether the tables exist, without creating an SQLite file that is not there."""
-    name = db.url.database or ""
-    if db.backend == "sqlite" and not name.startswith("file:") and not Path(name).is_file():
-        return False
-    with db.errors("looking for the tables"), db.engine.connect() as conn:
-        tables = inspect(conn)
-        return tables.has_table(receipts.name) and tables.has_table(dead_letters.name)
-
-
 def _read_database(url: str, storage: list[str], since: datetime) -> _Figures | None:
-    db = Database(url)
-    letters = DeadLetterStore(url)
+    if not is_migrated(url):
+        return None
+    receipts, letters = ReceiptStore(url), DeadLetterStore(url)
     try:
-        if not _migrated(db):
-            return None
-        recent = select(receipts.c.sink, func.count()).where(receipts.c.delivered_at >= since)
-        settled = select(func.count(receipts.c.message_id.distinct())).where(
-            receipts.c.delivered_at >= since, receipts.c.sink.in_(storage)
+        activity = receipts.activity(since, storage)
+        failed = letters.count_since(since, [*INTAKE_STAGES, *(f"sink:{s}" for s in storage)])
+        return _Figures(
+            activity.by_sink,
+            activity.stored + failed,
+            activity.last_success,
+            letters.counts_by_stage(),
         )
-        terminal = [*INTAKE_STAGES, *(f"sink:{name}" for name in storage)]
-        failed = select(func.count()).where(
-            dead_letters.c.last_seen >= since, dead_letters.c.stage.in_(terminal)
-        )
-        last = select(receipts.c.sink, func.max(receipts.c.delivered_at))
-        last = last.where(receipts.c.outcome.in_(SUCCESS)).group_by(receipts.c.sink)
-        with db.errors("reading receipts and dead letters"), db.engine.connect() as conn:
-            by_sink = {s: int(n) for s, n in conn.execute(recent.group_by(receipts.c.sink))}
-            done = int(conn.execute(settled).scalar_one()) + int(conn.execute(failed).scalar_one())
-            successes = {s: at for s, at in conn.execute(last) if at is not None}
-        return _Figures(by_sink, done, successes, letters.counts_by_stage())
     finally:
+        receipts.close()
         letters.close()
-        db.dispose()
 
 
 def human_age(seconds: float) -> str:

@@ -7,7 +7,7 @@ store is first used, so stores may be built before worker processes fork.
 from __future__ import annotations
 
 from worker.storage.deadletters import DeadLetterStore
-from worker.storage.engine import redact_url
+from worker.storage.engine import redact_url, utc_iso
 from worker.storage.migrations import upgrade
 from worker.storage.receipts import Receipt, ReceiptStore
 from worker.storage.store import BatchResult, CableOutcome, CableStore, content_hash
@@ -22,4 +22,5 @@ __all__ = [
     "content_hash",
     "redact_url",
     "upgrade",
+    "utc_iso",
 ]

@@ -225,6 +225,14 @@ class DeadLetterStore:
         with self._db.errors("reading table dead_letters"), self._db.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
+    def count_since(self, since: datetime, stages: Iterable[str]) -> int:
+        """How many dead letters of ``stages`` were last seen at or after ``since``."""
+        query = select(func.count()).where(
+            _TABLE.c.last_seen >= since, _TABLE.c.stage.in_(list(stages))
+        )
+        with self._db.errors("counting table dead_letters"), self._db.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def counts_by_stage(self) -> dict[str, int]:
         """How many dead letters each stage holds (stages with none are absent)."""
         query = select(_TABLE.c.stage, func.count()).group_by(_TABLE.c.stage)

@@ -25,6 +25,20 @@ _CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
+class Activity:
+    """What the sinks took since a moment: receipts per sink, envelopes the storage sinks
+    settled, and when each sink last took one successfully."""
+
+    by_sink: dict[str, int]
+    stored: int
+    last_success: dict[str, datetime]
+
+
+SUCCESS = ("delivered", "inserted", "unchanged", "revised")
+"""Receipt outcomes that mean the sink took the envelope (not ``withheld``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Receipt:
     """Sink ``sink`` took envelope ``message_id`` (cable ``reference_id``) with ``outcome``."""
 
@@ -113,6 +127,20 @@ class ReceiptStore:
         with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
             rows: list[Any] = list(conn.execute(query))
         return {sink: _aware(at) for sink, at in rows if at is not None}
+
+    def activity(self, since: datetime, storage_sinks: Sequence[str]) -> Activity:
+        """Receipts since ``since`` by sink, envelopes stored since then, last successes."""
+        recent = select(receipts.c.sink, func.count()).where(receipts.c.delivered_at >= since)
+        stored = select(func.count(receipts.c.message_id.distinct())).where(
+            receipts.c.delivered_at >= since, receipts.c.sink.in_(storage_sinks)
+        )
+        last = select(receipts.c.sink, func.max(receipts.c.delivered_at))
+        last = last.where(receipts.c.outcome.in_(SUCCESS)).group_by(receipts.c.sink)
+        with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
+            by_sink = {s: int(n) for s, n in conn.execute(recent.group_by(receipts.c.sink))}
+            count = int(conn.execute(stored).scalar_one())
+            successes = {s: _aware(at) for s, at in conn.execute(last) if at is not None}
+        return Activity(by_sink, count, successes)
 
     def count_redelivery(self, delivery_key: str) -> int:
         """Count one more delivery of a message that came back; return the count so far."""
