@@ -28,26 +28,6 @@ def test_defaults_need_no_environment() -> None:
     assert (settings.log_format, settings.log_level) == ("auto", "INFO")
 
 
-def test_filesystem_broker_folders_live_under_var_dir() -> None:
-    """The filesystem transport writes and reads one queue folder and keeps consumed messages."""
-    options = Settings.from_env({"CABLE_INGEST_VAR_DIR": "state"}).broker_transport_options()
-    assert (
-        options["data_folder_in"] == options["data_folder_out"] == str(Path("state/broker/queue"))
-    )
-    assert options["processed_folder"] == str(Path("state/broker/processed"))
-
-
-def test_redis_broker_gets_the_visibility_timeout() -> None:
-    """A Redis broker's transport options carry the configured visibility timeout."""
-    settings = Settings.from_env(
-        {
-            "CABLE_INGEST_BROKER_URL": "redis://localhost:6379/0",
-            "CABLE_INGEST_VISIBILITY_TIMEOUT": "60",
-        }
-    )
-    assert settings.broker_transport_options() == {"visibility_timeout": 60}
-
-
 def test_database_default_follows_var_dir() -> None:
     """Without DATABASE_URL the SQLite file sits in VAR_DIR, relative or absolute."""
     assert Settings.from_env({"CABLE_INGEST_VAR_DIR": "/srv/ci"}).database_url == (

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigurationError
@@ -165,27 +165,6 @@ class Settings:
             "LOG_LEVEL": self.log_level,
         }
         return {PREFIX + k: str(v) for k, v in values.items() if v is not None}
-
-    def broker_transport_options(self) -> dict[str, Any]:
-        """Return kombu's ``broker_transport_options`` for :attr:`broker_url`.
-
-        For ``filesystem://`` the queue folder (written and read by every process alike) and the
-        processed folder live under ``var_dir/broker``; consumed messages are moved to the
-        processed folder by a rename on the same file system, so two workers never take the same
-        message (kombu's default, the system temp dir, may be another file system). Kombu does not
-        create these folders: whoever starts the broker does. For Redis, the visibility timeout.
-        """
-        if self.broker_url.startswith("filesystem:"):
-            queue = str(self.var_dir / "broker" / "queue")
-            return {
-                "data_folder_in": queue,
-                "data_folder_out": queue,
-                "processed_folder": str(self.var_dir / "broker" / "processed"),
-                "control_folder": str(self.var_dir / "broker" / "control"),
-            }
-        if self.broker_url.startswith(("redis", "sentinel")):
-            return {"visibility_timeout": self.visibility_timeout}
-        return {}
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.redacted().items())

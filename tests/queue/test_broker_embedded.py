@@ -14,6 +14,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 
 from worker.queue import broker
+from worker.queue.brokers import broker_for
 from worker.settings import Settings
 
 broker.register()
@@ -23,8 +24,7 @@ broker.register()
 def settings(tmp_path: Path) -> Settings:
     """Settings whose embedded broker lives in a fresh folder."""
     values = Settings(var_dir=tmp_path / "var")
-    for folder in values.broker_transport_options().values():
-        Path(folder).mkdir(parents=True, exist_ok=True)
+    broker_for(values).prepare()
     return values
 
 
@@ -34,7 +34,7 @@ def connection(settings: Settings) -> Iterator[Connection]:
     declarations process-wide: each test starts from none, as a new process would)."""
     broker.Transport.global_state.clear()
     with Connection(
-        settings.broker_url, transport_options=settings.broker_transport_options()
+        settings.broker_url, transport_options=broker_for(settings).transport_options()
     ) as conn:
         yield conn
 
@@ -56,13 +56,13 @@ def channel_of(connection: Connection) -> broker.Channel:
 
 def held(settings: Settings) -> list[str]:
     """The messages consumers hold."""
-    root = os.path.join(settings.broker_transport_options()["processed_folder"], broker.HELD)
+    root = os.path.join(broker_for(settings).transport_options()["processed_folder"], broker.HELD)
     return broker.held_messages(root)
 
 
 def waiting(settings: Settings) -> list[str]:
     """The messages waiting on the queue folder."""
-    folder = settings.broker_transport_options()["data_folder_in"]
+    folder = broker_for(settings).transport_options()["data_folder_in"]
     return [n for n in os.listdir(folder) if n.endswith(".intake.msg")]
 
 
@@ -112,11 +112,13 @@ CONSUME_AND_DIE = """
 import os, sys
 from kombu import Connection
 from worker.queue import broker
+from worker.queue.brokers import broker_for
 from worker.settings import Settings
 broker.register()
 from pathlib import Path
 settings = Settings(var_dir=Path(sys.argv[1]))
-conn = Connection(settings.broker_url, transport_options=settings.broker_transport_options())
+from worker.queue.brokers import broker_for
+conn = Connection(settings.broker_url, transport_options=broker_for(settings).transport_options())
 message = conn.default_channel.basic_get("intake")
 assert message is not None
 os._exit(0)  # gone without acknowledging or closing, as after kill -9
@@ -131,7 +133,7 @@ def test_the_messages_of_a_consumer_that_died_come_back_redelivered(
     publish(connection, "one", "two")
     subprocess.run([sys.executable, "-c", CONSUME_AND_DIE, str(settings.var_dir)], check=True)
     assert (len(waiting(settings)), len(held(settings))) == (1, 1)
-    options: dict[str, Any] = settings.broker_transport_options()
+    options: dict[str, Any] = broker_for(settings).transport_options()
     root = os.path.join(options["processed_folder"], broker.HELD)
     assert broker.reclaim(root, options["data_folder_in"]) == 1
     assert broker.reclaim(root, options["data_folder_in"]) == 0
@@ -150,7 +152,7 @@ def test_a_living_consumer_keeps_what_it_holds(connection: Connection, settings:
     """Another consumer's sweep leaves alone the messages of a consumer that is alive."""
     publish(connection, "one")
     assert channel_of(connection).basic_get("intake") is not None
-    options: dict[str, Any] = settings.broker_transport_options()
+    options: dict[str, Any] = broker_for(settings).transport_options()
     root = os.path.join(options["processed_folder"], broker.HELD)
     assert broker.reclaim(root, options["data_folder_in"]) == 0
     assert (len(waiting(settings)), len(held(settings))) == (0, 1)

@@ -17,12 +17,11 @@ from worker.intake.producer import Producer
 from worker.intake.sources import count_hint
 from worker.logs import configure_logging
 from worker.queue.app import INTAKE_QUEUE, create_app, sink_queue
+from worker.queue.brokers import broker_for
 from worker.routing.config import load_config
 from worker.settings import Settings
 from worker.sinks import build_sinks
 from worker.storage import ReceiptStore, redact_url, upgrade
-
-EMBEDDED_OPTIONS = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
 
 
 def _report(error: IntakeError) -> None:
@@ -60,8 +59,7 @@ def worker_argv(settings: Settings, queues: str, concurrency: int, loglevel: str
     """The ``celery worker`` arguments for this project's worker."""
     argv = ["worker", "--queues", queues, "--concurrency", str(concurrency)]
     argv += ["--loglevel", loglevel]
-    if settings.broker_url.startswith(("filesystem", "memory")):
-        argv += EMBEDDED_OPTIONS  # no broadcast on these transports: skip what needs it
+    argv += broker_for(settings).worker_flags()  # the embedded broker: no broadcast
     return argv
 
 

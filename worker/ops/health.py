@@ -12,31 +12,23 @@ Every check is bounded by short timeouts, so that a probe answers within a few s
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from worker import processes
 from worker.logs import get_logger
+from worker.queue.brokers import broker_for
 from worker.queue.names import INTAKE_QUEUE, sink_queue
 from worker.routing.config import load_config
-from worker.settings import Settings, redact_url
+from worker.settings import Settings
 from worker.storage.probe import ping
 
 if TYPE_CHECKING:
-    import redis
     from celery import Celery
-    from kombu import Connection
 
 log = get_logger("worker.ops.health")
 
-ACK_KEY = "cable-ingest:last-ack"
-ACK_FILE = "last-ack"
 TIMEOUT_S = 3  # every connection a probe makes (PostgreSQL counts whole seconds, at least 2)
-REDIS_SCHEMES = ("redis", "rediss", "sentinel")
 
 
 @dataclass(slots=True)
@@ -58,78 +50,18 @@ def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
 
 
-def _is_redis(settings: Settings) -> bool:
-    return settings.broker_url.startswith(REDIS_SCHEMES)
-
-
-_client: tuple[str, Connection, redis.Redis] | None = None
-
-
-def _redis(settings: Settings) -> redis.Redis:
-    """The broker's Redis client for this process, through kombu (sentinel and failover URLs
-    and the broker's transport options as the worker has them), with short timeouts."""
-    global _client  # noqa: PLW0603 - one client per process (forgotten in a forked child)
-    key = settings.broker_url
-    if _client is None or _client[0] != key:
-        from kombu import Connection  # noqa: PLC0415 - only for a Redis broker
-
-        options = {**settings.broker_transport_options(), "max_retries": 0}
-        options |= {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S}
-        connection = Connection(
-            settings.broker_url, connect_timeout=TIMEOUT_S, transport_options=options
-        )
-        try:
-            client: redis.Redis = cast(Any, connection.default_channel).client  # stubs lack it
-        except BaseException:
-            connection.release()
-            raise
-        _client = (key, connection, client)
-    return _client[2]
-
-
-class _PerProcess:
-    def after_fork(self) -> None:
-        """A forked child makes its own client (redis-py leaves the parent's sockets be)."""
-        global _client  # noqa: PLW0603 - see _redis
-        _client = None
-
-
-_PER_PROCESS = processes.track(_PerProcess())
-
-
-def _queue_folder(settings: Settings) -> Path:
-    return Path(settings.broker_transport_options()["data_folder_in"])
-
-
-def _ack_file(settings: Settings) -> Path:
-    return settings.var_dir / "broker" / ACK_FILE
-
-
 def record_ack(settings: Settings, *, at: float | None = None) -> None:
     """Record that a task was just acknowledged (hook to ``task_postrun``); never raises."""
     value = repr(time.time() if at is None else at)
     try:
-        if _is_redis(settings):
-            _redis(settings).set(ACK_KEY, value)
-        elif settings.broker_url.startswith("filesystem"):
-            path = _ack_file(settings)
-            temporary = path.with_name(f".{ACK_FILE}.{os.getpid()}.tmp")
-            temporary.write_text(value, encoding="ascii")
-            os.replace(temporary, path)  # readers see the old time or the new, never half
+        broker_for(settings).record_ack(value)
     except Exception as error:  # a probe's bookkeeping must never fail a task
         log.warning("ack_not_recorded", error=_short(error))
 
 
 def last_ack(settings: Settings) -> float | None:
     """When a task was last acknowledged (Unix time), or None when none was recorded."""
-    raw: bytes | str | None = None
-    if _is_redis(settings):
-        raw = _redis(settings).get(ACK_KEY)
-    elif settings.broker_url.startswith("filesystem"):
-        try:
-            raw = _ack_file(settings).read_text(encoding="ascii")
-        except FileNotFoundError:
-            return None
+    raw = broker_for(settings).last_ack()
     try:
         return float(raw) if raw is not None else None
     except ValueError:
@@ -138,24 +70,7 @@ def last_ack(settings: Settings) -> float | None:
 
 def check_broker(settings: Settings) -> str | None:
     """None when the broker answers, else why not (for people)."""
-    where = redact_url(settings.broker_url)
-    if _is_redis(settings):
-        try:
-            _redis(settings).ping()
-        except Exception as error:
-            return f"broker {where} does not answer: {_short(error)}"
-        return None
-    if not settings.broker_url.startswith("filesystem"):
-        return None  # memory: in-process, nothing to reach
-    folder = _queue_folder(settings)
-    probe = folder / f".probe-{os.getpid()}-{uuid.uuid4().hex}"  # never a message's name
-    try:
-        os.listdir(folder)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        return f"broker folder {folder} is not readable and writable: {_short(error)}"
-    return None
+    return broker_for(settings).ping()
 
 
 def check_database(settings: Settings) -> str | None:
@@ -197,7 +112,7 @@ def check_health(
     database = check_database(settings)
     health.details |= {"broker": broker or "ok", "database": database or "ok"}
     health.reasons += [reason for reason in (broker, database) if reason]
-    if broker is None and settings.broker_url.startswith(("filesystem", *REDIS_SCHEMES)):
+    if broker is None:
         from worker.queue.app import create_app  # noqa: PLC0415 - the app imports this module
 
         try:

@@ -253,7 +253,7 @@ class ScrapeCollector:
             unacked.add_metric([queue.name], queue.unacked)
             oldest.add_metric([queue.name], queue.oldest_age_s or 0.0)
         yield from (depth, unacked, oldest)
-        workers = workers_online(app, timeout=WORKER_PING_S)
+        workers = workers_online(app, self.settings, timeout=WORKER_PING_S)
         if workers is not None:  # the embedded broker cannot tell
             yield GaugeMetricFamily(
                 PREFIX + "workers_online", "Workers answering a broadcast.", value=len(workers)

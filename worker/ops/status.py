@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from worker.ops.inspect import QueueInfo, WorkerInfo, inspect_queues, workers_online
 from worker.queue.app import CableIngestApp, create_app
+from worker.queue.brokers import broker_for
 from worker.queue.names import INTAKE_QUEUE, sink_queue
 from worker.routing.config import Config
 from worker.settings import Settings, redact_url
@@ -105,12 +105,9 @@ def collect_status(settings: Settings, app: CableIngestApp | None = None) -> Sta
     names = [INTAKE_QUEUE, *map(sink_queue, config.sinks)]
     at = datetime.now(UTC)
     queues = inspect_queues(app, settings, names, at.timestamp())
-    workers = workers_online(app)
+    workers = workers_online(app, settings)
     notes: list[str] = []
-    if settings.broker_url.startswith("filesystem:"):
-        folder = Path(settings.broker_transport_options()["data_folder_in"])
-        if not folder.is_dir():
-            notes.append(f"queue folder {folder} does not exist: nothing was enqueued here yet")
+    notes.extend(broker_for(settings).notes())
     storage = [s.name for s in config.sinks.values() if not s.notifies]
     figures = _read_database(settings.database_url, storage, at - timedelta(seconds=WINDOW_S))
     if figures is None:

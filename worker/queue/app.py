@@ -11,7 +11,6 @@ made on first use and forgotten in a forked child.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,6 +21,7 @@ from kombu.serialization import register
 from worker import logs, processes
 from worker.ops import health, metrics
 from worker.queue import broker
+from worker.queue.brokers import broker_for
 from worker.queue.names import (
     DELIVER_TASK,
     INGEST_TASK,
@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 SERIALIZER = "orjson"
-FILESYSTEM_POLLING_S = 0.01
 PUBLISH_RETRY_POLICY = {
     "max_retries": 25,
     "interval_start": 0.2,
@@ -71,29 +70,17 @@ def _register_codecs() -> None:
 
 
 def prepare_broker(settings: Settings) -> None:
-    """Create what the embedded (filesystem) broker needs on disk; nothing for Redis."""
-    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
-        folder = settings.broker_transport_options().get(key)
-        if isinstance(folder, str):
-            Path(folder).mkdir(parents=True, exist_ok=True)
+    """Create what the broker needs before anyone publishes or consumes (the embedded one's
+    folders; nothing for Redis)."""
+    broker_for(settings).prepare()
 
 
 def celery_config(settings: Settings, config: Config) -> dict[str, Any]:
     """Celery's configuration for ``settings`` and sinks, each choice with its reason."""
-    transport_options = settings.broker_transport_options()
-    if settings.broker_url.startswith("filesystem:"):
-        # the virtual transports poll; the default second would dominate small runs, and a
-        # pool process waits up to one interval for its next batch (make bench, embedded:
-        # 0.05 s 1,402-1,474 cables/s, 0.01 s 1,528-1,662; idle, 1.3% of a core)
-        transport_options["polling_interval"] = FILESYSTEM_POLLING_S
-    else:
-        # kombu base64-encodes every body by default: a third more bytes, and decoding in the
-        # worker's main process. Our bodies are JSON text already (make bench: no-op task on
-        # Redis 5,222 -> 6,115 cables/s in batches of 100)
-        transport_options["body_encoding"] = "utf-8"
     return {
         "broker_url": settings.broker_url,
-        "broker_transport_options": transport_options,
+        # per broker, with the reasons: worker/queue/brokers.py
+        "broker_transport_options": broker_for(settings).transport_options(),
         # producers are untrusted: one JSON serializer (orjson), pickle is never accepted
         "task_serializer": SERIALIZER,
         "accept_content": [SERIALIZER, "json"],

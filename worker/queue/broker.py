@@ -34,11 +34,13 @@ import fcntl
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from queue import Empty
 from time import monotonic
 from typing import Any, cast
 
 import orjson
+import redis
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.transport import redis as kombu_redis
@@ -326,6 +328,68 @@ class RedisTransport(kombu_redis.Transport):
     """kombu's Redis transport with :class:`RedisChannel`."""
 
     Channel = RedisChannel
+
+
+SCAN_COUNT = 500
+
+
+def redis_queues(channel: Any, names: Sequence[str]) -> list[tuple[int, int, list[bytes]]]:
+    """Per queue: messages waiting (every priority level, as kombu names the lists), entries
+    of kombu's ``unacked`` hash it would restore to the queue, and the next message out of each
+    level (kombu LPUSHes and pops from the right: ``LINDEX key -1``)."""
+    prefix: str = channel.global_keyprefix  # kombu's client prefixes only some commands
+    client = redis.Redis(connection_pool=channel.pool)  # so every key is prefixed here
+    keys = {
+        name: list(dict.fromkeys(channel._q_for_pri(name, pri) for pri in channel.priority_steps))
+        for name in names
+    }
+    with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            for key in keys[name]:
+                pipe.llen(prefix + key)
+                pipe.lindex(prefix + key, -1)
+        replies = pipe.execute()
+    unacked = _redis_unacked(channel, client, prefix + channel.unacked_key, names)
+    found: list[tuple[int, int, list[bytes]]] = []
+    for name in names:
+        depth, nexts = 0, []
+        for _key in keys[name]:
+            length, oldest = replies.pop(0), replies.pop(0)
+            depth += int(length)
+            if oldest is not None:
+                nexts.append(oldest)
+        found.append((depth, unacked.get(name, 0), nexts))
+    return found
+
+
+def _redis_unacked(
+    channel: Any, client: redis.Redis, key: str, names: Sequence[str]
+) -> dict[str, int]:
+    """Entries of the unacked hash by the queue kombu would restore them to."""
+    wanted = set(names)
+    counts: dict[str, int] = {}
+    routes: dict[tuple[str, str], list[str]] = {}
+    for _tag, raw in client.hscan_iter(key, count=SCAN_COUNT):
+        try:
+            _message, exchange, routing_key = orjson.loads(raw)
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            continue  # not kombu's: not ours to count
+        route = (str(exchange or ""), str(routing_key or ""))
+        if route not in routes:
+            routes[route] = _restored_to(channel, *route)
+        for queue in routes[route]:
+            if queue in wanted:
+                counts[queue] = counts.get(queue, 0) + 1
+    return counts
+
+
+def _restored_to(channel: Any, exchange: str, routing_key: str) -> list[str]:
+    """The queues kombu's restore would push a message to (its exchange's bindings)."""
+    try:
+        queues = [str(queue) for queue in channel._lookup(exchange, routing_key)]
+    except KeyError:
+        queues = []
+    return queues or [routing_key]  # unbound: the default exchange routes by queue name
 
 
 def register() -> None:

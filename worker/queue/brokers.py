@@ -1,0 +1,383 @@
+"""The broker seam: what the rest of cable-ingest asks of a broker, Redis or embedded.
+
+:func:`broker_for` is the one place that looks at the broker URL's scheme. A :class:`Broker`
+answers: kombu's transport options and the worker flags it needs, the queues (depth,
+unacknowledged, age of the oldest waiting), whether it answers, the readiness key (when a task
+was last acknowledged), and putting back what a lost consumer held. The kombu internals both
+implementations rely on live in :mod:`worker.queue.broker`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import orjson
+import redis
+from celery import Celery
+from kombu import Connection
+from kombu.exceptions import KombuError
+
+from worker import processes
+from worker.errors import CableIngestError
+from worker.queue import broker as transports
+from worker.queue.depths import queue_depth
+from worker.queue.names import PUBLISHED_AT
+from worker.settings import Settings, redact_url
+
+REDIS_SCHEMES = ("redis", "rediss", "sentinel")
+ACK_KEY = "cable-ingest:last-ack"
+ACK_FILE = "last-ack"
+PROBE_TIMEOUT_S = 3
+CONNECT_TIMEOUT_S = 5
+SOCKET_TIMEOUT_S = 10
+FILESYSTEM_POLLING_S = 0.01
+QUICK = {
+    "socket_connect_timeout": CONNECT_TIMEOUT_S,
+    "socket_timeout": SOCKET_TIMEOUT_S,
+    "max_retries": 1,  # the status is for now: no endless reconnection loop
+    "interval_start": 0,
+    "interval_step": 1,
+}
+
+
+class BrokerUnavailableError(CableIngestError):
+    """The broker could not be reached or read."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """One queue: messages waiting, delivered but not acknowledged, age of the oldest waiting."""
+
+    name: str
+    depth: int
+    unacked: int
+    oldest_age_s: float | None  # None: nothing waits, or the next out has no published_at
+
+
+class Broker(Protocol):
+    """What cable-ingest asks of a broker."""
+
+    settings: Settings
+    broadcast: bool  # workers answer broadcasts (status, inspect, mingle, gossip)
+
+    def transport_options(self) -> dict[str, Any]:
+        """kombu's ``broker_transport_options`` for this broker."""
+        ...
+
+    def worker_flags(self) -> list[str]:
+        """Extra ``celery worker`` flags this broker needs."""
+        ...
+
+    def prepare(self) -> None:
+        """Create what the broker needs before anyone publishes or consumes."""
+        ...
+
+    def queues(self, celery: Celery, names: Sequence[str], now: float) -> list[QueueInfo]:
+        """Depth, unacked and oldest age of each queue, in order; BrokerUnavailableError."""
+        ...
+
+    def ping(self) -> str | None:
+        """None when the broker answers, else why not (for people)."""
+        ...
+
+    def record_ack(self, value: str) -> None:
+        """Store the readiness key: when a task was last acknowledged (Unix time)."""
+        ...
+
+    def last_ack(self) -> str | bytes | None:
+        """The readiness key as stored, or None."""
+        ...
+
+    def put_back(self) -> int:
+        """Return what consumers that are gone still held to their queues; how many."""
+        ...
+
+    def notes(self) -> list[str]:
+        """What an operator should know about the broker's state (for ``status``)."""
+        ...
+
+
+@functools.lru_cache(maxsize=16)
+def broker_for(settings: Settings) -> Broker:
+    """The broker of ``settings.broker_url`` (one per settings in a process: the Redis one
+    keeps its client, which a forked child forgets)."""
+    if settings.broker_url.startswith(REDIS_SCHEMES):
+        return RedisBroker(settings)
+    if settings.broker_url.startswith("filesystem:"):
+        return EmbeddedBroker(settings)
+    return InProcessBroker(settings)
+
+
+def _short(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
+
+
+def header_age(raw: bytes | str, now: float) -> float | None:
+    """Age of a kombu JSON message from its ``published_at`` header; None without one."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    headers = message.get("headers") if isinstance(message, dict) else None
+    published = headers.get(PUBLISHED_AT) if isinstance(headers, dict) else None
+    if isinstance(published, int | float) and not isinstance(published, bool):
+        return round(max(0.0, now - float(published)), 3)
+    return None
+
+
+@contextmanager
+def connection(celery: Celery, action: str) -> Iterator[Connection]:
+    """A broker connection that fails within seconds instead of retrying without end."""
+    try:
+        with celery.connection_for_read(transport_options=QUICK) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=CONNECT_TIMEOUT_S)
+            yield conn
+    except (KombuError, redis.RedisError, OSError) as error:
+        where = redact_url(str(celery.conf.broker_url))
+        raise BrokerUnavailableError(f"broker {where}: {action} failed: {_short(error)}") from error
+
+
+class RedisBroker:
+    """Redis (``redis://``, ``rediss://``, ``sentinel://``): messages kombu restores after the
+    visibility timeout; readiness in a key of the broker's database."""
+
+    broadcast = True
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: redis.Redis | None = None
+        self._connection: Connection | None = None
+        processes.track(self)
+
+    def transport_options(self) -> dict[str, Any]:
+        # kombu base64-encodes every body by default: a third more bytes, and decoding in the
+        # worker's main process. Our bodies are JSON text already (make bench: no-op task on
+        # Redis 5,222 -> 6,115 cables/s in batches of 100)
+        return {"visibility_timeout": self.settings.visibility_timeout, "body_encoding": "utf-8"}
+
+    def worker_flags(self) -> list[str]:
+        return []
+
+    def prepare(self) -> None:
+        return None
+
+    def queues(self, celery: Celery, names: Sequence[str], now: float) -> list[QueueInfo]:
+        with connection(celery, "reading the queues") as conn:
+            found = transports.redis_queues(cast(Any, conn.default_channel), names)
+        return [
+            QueueInfo(name, depth, unacked, _oldest(raws, now))
+            for name, (depth, unacked, raws) in zip(names, found, strict=True)
+        ]
+
+    def _redis(self) -> redis.Redis:
+        """This process's client, through kombu (Sentinel and failover URLs and the transport
+        options as the worker has them), with short timeouts."""
+        if self._client is None:
+            options = {**self.transport_options(), "max_retries": 0}
+            options |= {"socket_timeout": PROBE_TIMEOUT_S, "socket_connect_timeout": PROBE_TIMEOUT_S}
+            conn = Connection(
+                self.settings.broker_url, connect_timeout=PROBE_TIMEOUT_S, transport_options=options
+            )
+            try:
+                self._client = cast(Any, conn.default_channel).client  # the stubs lack it
+            except BaseException:
+                conn.release()
+                raise
+            self._connection = conn
+        assert self._client is not None
+        return self._client
+
+    def after_fork(self) -> None:
+        """A forked child makes its own client (redis-py leaves the parent's sockets be)."""
+        self._client = self._connection = None
+
+    def ping(self) -> str | None:
+        try:
+            self._redis().ping()
+        except Exception as error:
+            return f"broker {redact_url(self.settings.broker_url)} does not answer: {_short(error)}"
+        return None
+
+    def record_ack(self, value: str) -> None:
+        self._redis().set(ACK_KEY, value)
+
+    def last_ack(self) -> str | bytes | None:
+        raw: str | bytes | None = self._redis().get(ACK_KEY)
+        return raw
+
+    def put_back(self) -> int:
+        return 0  # kombu restores unacknowledged messages after the visibility timeout
+
+    def notes(self) -> list[str]:
+        return []
+
+
+def _oldest(raws: Sequence[bytes], now: float) -> float | None:
+    """The age of the oldest of the next-out messages of each priority level (None when one
+    lacks the header, so that no age is made up)."""
+    ages = [header_age(raw, now) for raw in raws]
+    return max(a for a in ages if a is not None) if ages and None not in ages else None
+
+
+class EmbeddedBroker:
+    """kombu's filesystem transport under ``var_dir/broker`` (:mod:`worker.queue.broker`):
+    messages held by their consumer until acknowledged; readiness in a file."""
+
+    broadcast = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.folder = settings.var_dir / "broker"
+
+    def transport_options(self) -> dict[str, Any]:
+        # the queue folder is written and read by every process alike; messages are claimed
+        # by a rename into the processed folder, on the same file system (kombu's default, the
+        # system temp dir, may be another). The virtual transports poll; the default second
+        # would dominate small runs (make bench, embedded: 0.05 s 1,402-1,474 cables/s, 0.01 s
+        # 1,528-1,662; idle, 1.3% of a core)
+        queue = str(self.folder / "queue")
+        return {
+            "data_folder_in": queue,
+            "data_folder_out": queue,
+            "processed_folder": str(self.folder / "processed"),
+            "control_folder": str(self.folder / "control"),
+            "polling_interval": FILESYSTEM_POLLING_S,
+        }
+
+    def worker_flags(self) -> list[str]:
+        return ["--without-gossip", "--without-mingle", "--without-heartbeat"]  # no broadcast
+
+    def prepare(self) -> None:
+        for name in ("queue", "processed", "control"):
+            (self.folder / name).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def queue_folder(self) -> Path:
+        return self.folder / "queue"
+
+    @property
+    def held_root(self) -> str:
+        return str(self.folder / "processed" / transports.HELD)
+
+    def queues(self, celery: Celery, names: Sequence[str], now: float) -> list[QueueInfo]:
+        """From the queue folder's files (``<ms>_<uuid>.<queue>.msg``; hidden ones are being
+        written) and the messages consumers hold (unacked)."""
+        del celery
+        folder = self.queue_folder
+        unacked = Counter(n.partition(".")[2] for n in transports.held_messages(self.held_root))
+        by_queue: dict[str, list[tuple[float, str]]] = {}
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    try:
+                        written = entry.stat().st_mtime
+                    except FileNotFoundError:
+                        continue  # consumed meanwhile
+                    queue = entry.name.partition(".")[2]
+                    by_queue.setdefault(queue, []).append((written, entry.name))
+        except FileNotFoundError:
+            pass  # nothing was ever enqueued here
+        except OSError as error:
+            raise BrokerUnavailableError(f"cannot list the queue folder {folder}: {error}") from error
+        found: list[QueueInfo] = []
+        for queue in names:
+            waiting = by_queue.get(f"{queue}.msg", [])
+            age = _oldest_file_age(folder, waiting, now)
+            found.append(QueueInfo(queue, len(waiting), unacked[f"{queue}.msg"], age))
+        return found
+
+    def ping(self) -> str | None:
+        folder = self.queue_folder
+        probe = folder / f".probe-{os.getpid()}-{uuid.uuid4().hex}"  # never a message's name
+        try:
+            os.listdir(folder)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            return f"broker folder {folder} is not readable and writable: {_short(error)}"
+        return None
+
+    def record_ack(self, value: str) -> None:
+        path = self.folder / ACK_FILE
+        temporary = path.with_name(f".{ACK_FILE}.{os.getpid()}.tmp")
+        temporary.write_text(value, encoding="ascii")
+        os.replace(temporary, path)  # readers see the old time or the new, never half
+
+    def last_ack(self) -> str | bytes | None:
+        try:
+            return (self.folder / ACK_FILE).read_text(encoding="ascii")
+        except FileNotFoundError:
+            return None
+
+    def put_back(self) -> int:
+        return transports.reclaim(self.held_root, str(self.queue_folder))
+
+    def notes(self) -> list[str]:
+        if self.queue_folder.is_dir():
+            return []
+        return [f"queue folder {self.queue_folder} does not exist: nothing was enqueued here yet"]
+
+
+def _oldest_file_age(folder: Path, files: list[tuple[float, str]], now: float) -> float | None:
+    """Age of the first-written file still there (by mtime: the names' milliseconds are a
+    monotonic clock, which restarts at boot), from its header, else from that mtime."""
+    for written, name in sorted(files):
+        path = folder / name
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            continue  # a consumer took it meanwhile
+        except OSError as error:
+            raise BrokerUnavailableError(f"cannot read {path}: {error}") from error
+        age = header_age(raw, now)
+        return age if age is not None else round(max(0.0, now - written), 3)
+    return None
+
+
+class InProcessBroker:
+    """Any other kombu transport (``memory://``, which no other process can see): depths as
+    kombu reports them, no acknowledgements, no readiness key."""
+
+    broadcast = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def transport_options(self) -> dict[str, Any]:
+        return {"body_encoding": "utf-8"}  # as on Redis
+
+    def worker_flags(self) -> list[str]:
+        return ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+
+    def prepare(self) -> None:
+        return None
+
+    def queues(self, celery: Celery, names: Sequence[str], now: float) -> list[QueueInfo]:
+        with connection(celery, "reading the queues"):
+            return [QueueInfo(name, queue_depth(celery, name), 0, None) for name in names]
+
+    def ping(self) -> str | None:
+        return None
+
+    def record_ack(self, value: str) -> None:
+        return None
+
+    def last_ack(self) -> str | bytes | None:
+        return None
+
+    def put_back(self) -> int:
+        return 0
+
+    def notes(self) -> list[str]:
+        return []
