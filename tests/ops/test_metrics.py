@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.services import redis_db_url
+from worker import telemetry
 from worker.intake.producer import Producer
 from worker.ops import metrics
 from worker.queue.app import create_app, prepare_broker
@@ -28,21 +29,21 @@ SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "06ALMATY598.scraped
 FORKING_WORKER = """
 import multiprocessing, os, sys
 from pathlib import Path
-from worker.ops import metrics
+from worker import telemetry
 
-metrics.prepare_metrics_dir(Path(sys.argv[1]))
-metrics.received(1)
+telemetry.prepare_metrics_dir(Path(sys.argv[1]))
+telemetry.received(1)
 
 def child(n):
-    metrics.received(n)
-    metrics.parsed(n)
-    metrics.stored("storage", n)
-    metrics.dead_lettered("parse")
-    metrics.sink_outcomes("alerts", ["delivered"] * n + ["withheld"], notifies=True)
-    metrics.redelivered("cable_ingest.ingest")
-    metrics.observe("parse", 0.002)
-    metrics.observe("deliver:alerts", 0.3)
-    metrics.mark_process_dead(os.getpid())
+    telemetry.received(n)
+    telemetry.parsed(n)
+    telemetry.stored("storage", n)
+    telemetry.dead_lettered("parse")
+    telemetry.sink_outcomes("alerts", ["delivered"] * n + ["withheld"], notifies=True)
+    telemetry.redelivered("cable_ingest.ingest")
+    telemetry.observe("parse", 0.002)
+    telemetry.observe("deliver:alerts", 0.3)
+    telemetry.mark_process_dead(os.getpid())
 
 processes = [multiprocessing.get_context("fork").Process(target=child, args=(n,)) for n in (3, 4)]
 for process in processes:
@@ -78,7 +79,7 @@ def test_counters_of_forked_processes_add_up(settings: Settings, tmp_path: Path)
     folder = tmp_path / "metrics"
     folder.mkdir()
     (folder / "counter_999999.db").write_bytes(b"stale")  # a previous run's: wiped at start
-    environ = {k: v for k, v in os.environ.items() if k != metrics.MULTIPROC_ENV}
+    environ = {k: v for k, v in os.environ.items() if k != telemetry.MULTIPROC_ENV}
     done = subprocess.run(
         [sys.executable, "-c", FORKING_WORKER, str(folder)],
         capture_output=True, text=True, timeout=60, check=False, env=environ,
@@ -110,14 +111,14 @@ def test_names_follow_the_contract_without_multiprocess_mode(settings: Settings)
     """Without a metrics folder the functions count in this process, under the agreed names,
     types, labels and buckets (0.1 ms to 10 s)."""
     before = _samples(metrics.render_metrics(settings))
-    metrics.received(2)
-    metrics.parsed()
-    metrics.observe("validate", 0.00005)
-    metrics.stored("storage", 2)
-    metrics.dead_lettered("validate")
-    metrics.delivered("alerts")
-    metrics.withheld("alerts")
-    metrics.redelivered("cable_ingest.deliver")
+    telemetry.received(2)
+    telemetry.parsed()
+    telemetry.observe("validate", 0.00005)
+    telemetry.stored("storage", 2)
+    telemetry.dead_lettered("validate")
+    telemetry.delivered("alerts")
+    telemetry.withheld("alerts")
+    telemetry.redelivered("cable_ingest.deliver")
     families = {
         family.name: family
         for family in text_string_to_metric_families(metrics.render_metrics(settings).decode())

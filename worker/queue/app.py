@@ -11,6 +11,7 @@ made on first use and forgotten in a forked child.
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from kombu import Exchange, Queue
 from kombu.serialization import register
 
 from worker import logs, processes
-from worker.ops import health, metrics
+from worker import telemetry as metrics
 from worker.queue import broker
 from worker.queue.brokers import broker_for
 from worker.queue.names import (
@@ -48,6 +49,8 @@ __all__ = [
     "publish",
     "sink_queue",
 ]
+
+log = logs.get_logger("worker.queue.app")
 
 SERIALIZER = "orjson"
 PUBLISH_RETRY_POLICY = {
@@ -183,7 +186,7 @@ def _prepare(sender: Any = None, **_: object) -> None:
 
 @signals.worker_process_shutdown.connect
 def _process_gone(pid: int | None = None, **_: object) -> None:
-    """A pool child exited: its counters stay in the sums (see :mod:`worker.ops.metrics`)."""
+    """A pool child exited: its counters stay in the sums (see :mod:`worker.telemetry`)."""
     metrics.mark_process_dead(pid)
 
 
@@ -198,5 +201,9 @@ def _bind_task(task_id: str | None = None, task: Any = None, **_: object) -> Non
 def _acknowledged(sender: Any = None, **_: object) -> None:
     """A task finished (acks are late: its message is acknowledged now); readiness reads it."""
     celery = _ours(getattr(sender, "app", None))
-    if celery is not None:
-        health.record_ack(celery.settings)
+    if celery is None:
+        return
+    try:
+        broker_for(celery.settings).record_ack(repr(time.time()))
+    except Exception as error:  # a probe's bookkeeping must never fail a task
+        log.warning("ack_not_recorded", error_class=type(error).__name__, error=str(error)[:200])

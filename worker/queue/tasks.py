@@ -24,11 +24,11 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry
 
+from worker import telemetry as metrics
 from worker.core import pipeline
 from worker.core.pipeline import Failure, Parsed, dead_letter
 from worker.errors import PermanentSinkError
 from worker.logs import get_logger
-from worker.ops import metrics
 from worker.queue import policy
 from worker.queue.app import CableIngestApp
 from worker.queue.names import DELIVER_TASK, INGEST_TASK, INTAKE_QUEUE, publish, sink_queue
