@@ -263,6 +263,10 @@ DAMAGE: dict[str, tuple[Callable[[list[bytes]], None], str]] = {
         lambda ls: ls.__setitem__(4, _replace(ls[4], b'"revision":1', b'"revision":"1"')),
         r'line 5: revision is "1", expected an integer',
     ),
+    "timestamp-form": (
+        lambda ls: ls.__setitem__(9, _replace(ls[9], b"09:30:00.000000Z", b"09:30:00Z")),
+        r"line 10: received_at '2024-05-01T09:30:00Z' is not a timestamp as exports write them",
+    ),
     "after-the-end": (lambda ls: ls.append(b"{}\n"), r"line 14: more data after the end line"),
     "counts-wrong": (
         lambda ls: ls.__setitem__(12, _replace(ls[12], b'"cables":3', b'"cables":4')),

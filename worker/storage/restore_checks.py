@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -96,7 +96,7 @@ def timestamp(line: Line, name: str, *, nullable: bool = False) -> datetime | No
     try:
         if not _STAMP.fullmatch(value):
             raise ValueError(value)
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return datetime.fromisoformat(value)  # aware: "Z" reads as UTC
     except ValueError:
         raise ExchangeError(
             f"line {line.number}: {name} {value!r} is not a timestamp as exports write them"
