@@ -7,6 +7,8 @@ import gzip
 import hashlib
 import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -54,7 +56,8 @@ def _use(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
 def test_export_writes_plain_zstd_and_gzip_by_suffix(
     source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``-o`` with .zst or .gz compresses; each file holds the same lines, and stdout too."""
+    """``-o`` with .zst or .gz compresses (gzip without name or time); each file holds the same
+    lines, and stdout too."""
     plain = tmp_path / "cables.jsonl"
     assert main(["export", "-o", str(plain), "--originals", "--provenance"]) == 0
     assert "exported 1 cables (1 revisions), 1 originals and 1 arrivals" in capsys.readouterr().err
@@ -64,7 +67,9 @@ def test_export_writes_plain_zstd_and_gzip_by_suffix(
     stdout = capsys.readouterr().out
     data = plain.read_bytes()
     assert _unzstd((tmp_path / "c.jsonl.zst").read_bytes()) == data
-    assert gzip.decompress((tmp_path / "c.jsonl.gz").read_bytes()) == data
+    gzipped = (tmp_path / "c.jsonl.gz").read_bytes()
+    assert gzip.decompress(gzipped) == data
+    assert gzipped[3:8] == bytes(5)  # no file name, mtime 0: the same export, the same bytes
     assert stdout.encode() == data
     kinds = [orjson.loads(line)["type"] for line in data.splitlines()]
     assert kinds == ["header", "revision", "original", "arrival", "end"]
@@ -156,3 +161,33 @@ def test_compress_option_and_suffix_must_agree(
     assert main(["export", "--compress", "gzip", "-o", str(tmp_path / "c.zst")]) == 1
     assert "--compress gzip, but" in capsys.readouterr().err
     assert not (tmp_path / "c.zst").exists()
+
+
+def test_export_to_a_closed_pipe_fails_in_one_line(source: str) -> None:
+    """``export | head -c 100``: exit 1 and one line saying the output has no end line."""
+    text = SAMPLE.read_bytes().decode("utf-8")
+    record = parse_cable(text)
+    store = CableStore(source)
+    bodies = [f"{text}\n{serial}\n" for serial in range(100)]
+    try:  # about 2 MB of export: far more than a pipe holds, so the writer meets the close
+        store.write_batch(
+            [{**record, "reference_id": f"06ALMATY{n}"} for n in range(100)],
+            arrivals=[
+                Arrival(f"m-{n}", body, hashlib.sha256(body.encode()).hexdigest())
+                for n, body in enumerate(bodies)
+            ],
+        )
+    finally:
+        store.close()
+    with subprocess.Popen(
+        [sys.executable, "-m", "worker", "export", "--originals"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as child:
+        assert child.stdout is not None
+        assert child.stderr is not None
+        assert child.stdout.read(100).startswith(b'{"format":"cable-ingest-export"')
+        child.stdout.close()
+        err = child.stderr.read().decode()
+    assert child.returncode == 1
+    assert err == "cable-ingest: stdout was closed before the export's end line\n"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import os
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -51,8 +52,12 @@ def compression(requested: str | None, output: str) -> str | None:
 @contextmanager
 def _destination(output: str) -> Iterator[BinaryIO]:
     if output == "-":
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
+        try:
+            yield sys.stdout.buffer
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:  # `| head`: what the reader got has no end line
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise ExchangeError("stdout was closed before the export's end line") from None
         return
     path = Path(output)
     partial = path.with_name(f".{path.name}.partial")
