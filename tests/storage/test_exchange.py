@@ -202,6 +202,32 @@ def test_import_refuses_a_database_that_is_not_empty(
         store.close()
 
 
+def test_an_older_database_with_cables_is_refused_before_it_is_migrated(
+    tmp_path: Path, make_record: RecordFactory
+) -> None:
+    """A database at an older storage revision that holds cables stays at that revision."""
+    source, target = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    upgrade(source)
+    populate(source, make_record)
+    upgrade(target, "0003")
+    engine = create_engine(target)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO cables (reference_id, content_hash, revision, record, stored_at)"
+                    " VALUES ('06ALMATY1', 'x', 1, '{}', '2024-05-01 09:30:00')"
+                )
+            )
+        with pytest.raises(ExchangeError, match="not empty"):
+            import_database(target, io.BytesIO(exported(source)))
+        with engine.connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    finally:
+        engine.dispose()
+    assert version == "0003"
+
+
 def test_a_failed_import_leaves_the_database_empty(
     store_url: str, tmp_path: Path, make_record: RecordFactory
 ) -> None:

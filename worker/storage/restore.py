@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, literal, select
+from sqlalchemy import Connection, Table, inspect, literal, select
 from sqlalchemy.engine import URL
 
 from worker.errors import ExchangeError, IntegrityError
@@ -41,10 +41,12 @@ _TABLES = (cables, cable_revisions, originals, arrivals)
 
 
 def _check_empty(conn: Connection) -> None:
+    present = set(inspect(conn).get_table_names())  # before migrating, some may be missing
     holding = [
         table.name
         for table in _TABLES
-        if conn.execute(select(literal(1)).select_from(table).limit(1)).first() is not None
+        if table.name in present
+        and conn.execute(select(literal(1)).select_from(table).limit(1)).first() is not None
     ]
     if holding:
         raise ExchangeError(
@@ -223,12 +225,15 @@ def restore(conn: Connection, lines: Iterable[bytes], *, batch_size: int = BATCH
 
 
 def import_database(url: str | URL, lines: Iterable[bytes], *, batch_size: int = BATCH) -> Counts:
-    """Migrate the database at ``url`` and restore ``lines`` into it in one transaction."""
-    upgrade(url)
+    """Migrate the database at ``url`` and restore ``lines`` into it in one transaction; a
+    database that holds cables is refused before it is migrated."""
     database = Database(url)
     try:
-        action = f"importing into {redact_url(url)}"
-        with database.errors(action), database.writer.begin() as conn:
-            return restore(conn, lines, batch_size=batch_size)
+        with database.errors(f"importing into {redact_url(url)}"):
+            with database.engine.connect() as conn:
+                _check_empty(conn)
+            upgrade(url)
+            with database.writer.begin() as conn:
+                return restore(conn, lines, batch_size=batch_size)
     finally:
         database.dispose()
