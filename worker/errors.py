@@ -5,6 +5,7 @@
     ├── ValidationError       a document does not satisfy its JSON Schema
     ├── ConfigurationError    a setting is missing or malformed
     ├── IntegrityError        stored data does not match its sha256
+    ├── ExchangeError         an export cannot be written or restored (file, format, database)
     └── SinkError             a sink could not take a batch
         ├── TransientSinkError    worth retrying (timeouts, 5xx, connection refused)
         └── PermanentSinkError    retrying will not help (4xx, constraint violations)
@@ -53,6 +54,11 @@ class ConfigurationError(CableIngestError, ValueError):
 
 class IntegrityError(CableIngestError):
     """Stored data does not hash to the sha256 it is addressed by: it was altered or damaged."""
+
+
+class ExchangeError(CableIngestError, ValueError):
+    """An export cannot be written or restored: the database is missing, not migrated or not
+    empty, or the file is malformed, truncated or of another format version (with its line)."""
 
 
 class SinkError(CableIngestError):

@@ -51,6 +51,7 @@ __all__ = [
     "CableOutcome",
     "CableStore",
     "content_hash",
+    "derived_columns",
     "redact_url",
 ]
 
@@ -99,6 +100,19 @@ def content_hash(record: Mapping[str, Any]) -> str:
     :data:`ARRIVAL_FIELDS`."""
     content = {k: v for k, v in record.items() if k not in ARRIVAL_FIELDS}
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def derived_columns(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of ``cables`` copied from a record for queries: classification, origin,
+    subject and tags (the tag codes, space-separated); the date is parsed apart."""
+    tags = record.get("tags") if isinstance(record.get("tags"), list) else []
+    codes = (t.get("code") if isinstance(t, Mapping) else t for t in tags or ())
+    return {
+        "classification": record.get("classification"),
+        "origin": record.get("origin"),
+        "subject": record.get("subject"),
+        "tags": " ".join(code for code in codes if isinstance(code, str)),
+    }
 
 
 def _newer(candidate: str | None, stored: str | None) -> bool:
@@ -373,16 +387,11 @@ class CableStore:
     @staticmethod
     def _row(version: _Version, revision: int, now: datetime) -> dict[str, Any]:
         record = version.record
-        tags = record.get("tags") if isinstance(record.get("tags"), list) else []
-        codes = (t.get("code") if isinstance(t, Mapping) else t for t in tags or ())
         return {
             "reference_id": version.reference_id,
             "content_hash": version.content_hash,
             "date": version.date,
-            "classification": record.get("classification"),
-            "origin": record.get("origin"),
-            "subject": record.get("subject"),
-            "tags": " ".join(code for code in codes if isinstance(code, str)),
+            **derived_columns(record),
             "revision": revision,
             "record": record,
             "stored_at": now,
