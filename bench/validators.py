@@ -92,7 +92,7 @@ def build_record() -> dict[str, Any]:
         "AMEMBASSY TASHKENT",
     ]
     return {
-        "schema_version": "1.0.0",
+        "schema_version": "2.0.0",
         "reference_id": "06ALMATY598",
         "date": "2006-02-14T11:33:00Z",
         "precedence": "PRIORITY",
@@ -120,6 +120,7 @@ def build_record() -> dict[str, Any]:
         "xmt": [],
         "declassify_on": "2016-02-13",
         "declassification": "12958: DECL: 02/13/2016",
+        "downgrade": None,
         "tags": [
             {"code": code, "kind": kind}
             for code, kind in [
@@ -140,7 +141,8 @@ def build_record() -> dict[str, Any]:
             "name": "Mark Asquino",
             "title": "DCM",
             "reasons": ["1.4(b)", "1.4(d)"],
-            "raw": "DCM Mark Asquino, reasons 1.4 (B) and (D).",
+            "derived_from": None,
+            "text": "DCM Mark Asquino, reasons 1.4 (B) and (D).",
         },
         "summary": _PARAGRAPHS[0].removeprefix("Summary: ").removesuffix(" End summary."),
         "paragraphs": [

@@ -14,7 +14,7 @@ _TEXT = "C O N F I D E N T I A L ALMATY 000598\n\nSUBJECT: KAZAKHSTAN: GOK DENIE
 def minimal_record() -> dict[str, Any]:
     """Return the smallest valid cable record: every required field, absent values null or []."""
     return {
-        "schema_version": "1.0.0",
+        "schema_version": "2.0.0",
         "reference_id": "06ALMATY598",
         "date": None,
         "precedence": None,
@@ -29,6 +29,7 @@ def minimal_record() -> dict[str, Any]:
         "xmt": [],
         "declassify_on": None,
         "declassification": None,
+        "downgrade": None,
         "tags": [],
         "subject": None,
         "references": [],

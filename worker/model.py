@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-SCHEMA_VERSION: Final = "1.0.0"
+SCHEMA_VERSION: Final = "2.0.0"
 
 # Published classifications, lowest to highest: routing compares positions in this tuple.
 CLASSIFICATIONS: Final = (

@@ -41,7 +41,11 @@ _MOJIBAKE_HINT = re.compile("[\u00c2\u00c3\u00e2][\u0080-\u00bf\u201a-\u203a\u01
 # zero-padded serial, then the page. Alone on its line in the teletype copies.
 # The parts after the station: what the parser of a flattened copy looks for as well.
 SECTION_NUMBERS = r"0{2,}\d{1,8} +\d{3}(?:\.\d)? +OF +\d{3}"
-_SECTION_MARKER = re.compile(rf"\n[ \t]*[A-Z][A-Z .'-]{{1,40}} {SECTION_NUMBERS}[ \t]*(?=\n)")
+# Alone on its line the station is a few words; run into a line of text, the words before it
+# are the text's, and only a reader who knows the station can cut it (:func:`drop_markers`).
+_SECTION_MARKER = re.compile(
+    rf"\n[ \t]*[A-Z][A-Z.'-]*(?: [A-Z][A-Z.'-]*){{0,2}} +{SECTION_NUMBERS}[ \t]*(?=\n)", re.I
+)
 # ``PAGE 02 HARARE 06677 01 OF 03 291400Z`` (PDF conversions): the text after the DTG belongs
 # to the running text, so only the marker itself goes (with its line break, if alone on it).
 PAGE_MARKER = r"PAGE \d{2,3} +[A-Z][A-Z .'-]{1,40}? +\d{2,8}(?: +\d{2} +OF +\d{2})? +\d{6}Z?"
@@ -80,7 +84,7 @@ def normalize(raw: str, *, has_controls: bool = True) -> str:
     if "&" in text:
         text = html.unescape(text)
     # Trailing blanks stay: every reader below tolerates them.
-    has_section, has_page = " OF 0" in text, "PAGE " in text
+    has_section, has_page = (" OF 0" in text or " of 0" in text), "PAGE " in text
     if not (has_section or has_page):
         return text
     text = "\n" + text + "\n"
@@ -91,6 +95,13 @@ def normalize(raw: str, *, has_controls: bool = True) -> str:
         text = _PAGE_CLASSIFICATION.sub("", text)
         text = _PAGE_MARKER.sub("\n", text)
     return text[1:-1]
+
+
+def drop_markers(lines: list[str], station: str) -> list[str]:
+    """Section markers of ``station`` run into a line of text (``… TO WASHINGTON BRASILIA
+    00000351 001.2 OF 003``) cut out of it, case aside (``Ankara 00000536 002 of 002``)."""
+    marker = re.compile(rf"[ \t]*\b{re.escape(station)} +{SECTION_NUMBERS}\b", re.I)
+    return [marker.sub("", line) if " 0" in line else line for line in lines]
 
 
 def _from_html(page: str) -> str:
