@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .text import PAGE_MARKER
+
 PRECEDENCE_LETTERS = {"Z": "FLASH", "O": "IMMEDIATE", "P": "PRIORITY", "R": "ROUTINE"}
 _PRECEDENCE_WORDS = ("NIACT IMMEDIATE", "FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE")
 _MONTHS = {
@@ -45,6 +47,14 @@ _RECIPIENT = re.compile(
 )
 
 
+# A page marker of a converted copy (``PAGE 02 STATE 015113 182333Z``), even where it lands
+# among the addressees, and the labelled fields that follow them when no blank line does.
+_PAGE = re.compile(rf"[ \t]*{PAGE_MARKER}[ \t]*")
+_FIELD_LABEL = re.compile(
+    r"^(?:TAGS?\b|SUBJ(?:ECT)?\s*:|REFS?\s*:|E\.?\s?O\.?\s?1\d{4}|CLASSIFIED BY)", re.I
+)
+
+
 @dataclass
 class Header:
     """What the routing header says; every field may be missing in a partial copy."""
@@ -58,6 +68,7 @@ class Header:
     info: list[dict[str, Any]] = field(default_factory=list)
     xmt: list[dict[str, Any]] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    repeated: bool = False
 
 
 def dtg_to_iso(day: int, hour: int, minute: int, month: int, year: int) -> str | None:
@@ -127,9 +138,13 @@ def _address_line(line: str, header: Header) -> list[dict[str, Any]] | None:
     """Handle an FM/TO/INFO/XMT/BT line; return the recipient list it opens, if any."""
     match = _ADDRESS_START.match(line)
     assert match is not None
-    key, rest = match[1], match[2].strip()
+    key, rest = match[1], _PAGE.sub("", match[2]).strip()
     if key == "FM":
-        header.fm = rest or None
+        if header.fm is not None and (header.to or header.info):
+            header.repeated = True  # a copy that repeats the header: its addressees once
+        header.fm = header.fm or rest or None
+        return None
+    if header.repeated:
         return None
     if key == "BT":
         return None
@@ -161,8 +176,11 @@ def parse_header(lines: list[str]) -> Header:
         line = " ".join(raw.split())
         if not line:
             current = None
+        elif current is not None and _FIELD_LABEL.match(line):
+            current = None  # TAGS, SUBJECT … right after the addressees
         elif current is not None and not _ADDRESS_START.match(line) and not DTG.match(line):
-            current.append(parse_recipient(line))  # most header lines: one more addressee
+            if not _PAGE.fullmatch(line):
+                current.append(parse_recipient(line))  # most header lines: one more addressee
         elif _routing_line(line, routing):
             seen_routing = True
         elif header.date is None and (dtg := DTG.match(line)) is not None and dtg[1]:

@@ -88,6 +88,7 @@ SUBJECT_CODES = frozenset(
         "INRO",
         "KAWC",
         "KAWK",
+        "KACT",
         "KBCT",
         "KBIO",
         "KBTR",
@@ -207,7 +208,6 @@ SUBJECT_CODES = frozenset(
         "PMIL",
         "PNAT",
         "PNUC",
-        "POGOV",
         "POLM",
         "POLINT",
         "PREF",
@@ -391,28 +391,82 @@ def repair(word: str) -> tuple[list[str], str | None]:
     return [word], None
 
 
+# Country codes of other lists that the TAGS list spells otherwise: RU is no TAGS code; Russia is RS.
+_COUNTRY_ALIASES = {"RU": "RS"}
+_WORD = re.compile(r"[A-Z][A-Z'-]{2,}")
+
+
 def parse_tags(text: str) -> tuple[list[dict[str, str]], list[str]]:
     """Parse the value of a TAGS line: the tag objects and notes on what was repaired."""
     value = _LABEL.sub("", text).upper()
     tags: list[str] = []
     notes: list[str] = []
+    if value.count(",") >= 2 or ", " not in value:  # commas separate tags, or none are used
+        pieces = [p for p in value.split(",") if p.strip()]
+        for index, piece in enumerate(pieces):
+            _piece(piece, tags, notes, after_visit=index > 0 and _ends_visit(pieces[index - 1]))
+    else:  # ``CLINTON, HILLARY``: the one comma is a person tag's
+        _person_tags(value, tags, notes)
+    unique = dict.fromkeys(_COUNTRY_ALIASES.get(t, t) for t in tags)
+    for alias, code in _COUNTRY_ALIASES.items():
+        if alias in tags:
+            notes.append(f"read tag {alias!r} as {code!r}: {alias} is no code of the TAGS list")
+    return [{"code": t, "kind": _kind(t)} for t in unique], notes
+
+
+def _ends_visit(piece: str) -> bool:
+    words = piece.split()
+    return bool(words) and words[-1] == "OVIP"
+
+
+def _person_tags(value: str, tags: list[str], notes: list[str]) -> None:
     pos = search = 0
     while (match := _PERSON.search(value, search)) is not None:
         first, second = match[1], match[2]
         if _is_code(first) or _is_code(second.split()[0]):
             search = match.start(2)
             continue
-        _tokens(value[pos : match.start()], tags, notes)
+        _piece(value[pos : match.start()], tags, notes)
         tags.append(f"{first}, {second}")
         pos = search = match.end()
-    _tokens(value[pos:], tags, notes)
-    unique = dict.fromkeys(tags)
-    return [{"code": t, "kind": _kind(t)} for t in unique], notes
+    _piece(value[pos:], tags, notes)
 
 
-def _tokens(text: str, tags: list[str], notes: list[str]) -> None:
-    for token in _TOKEN.findall(text):
-        codes, note = repair(token.strip("-'/"))
+def _unknown(token: str) -> bool:
+    """A word that is no code and no misspelling of one: part of a tag written out."""
+    return _WORD.fullmatch(token) is not None and repair(token)[1] is None and not _is_code(token)
+
+
+def _piece(text: str, tags: list[str], notes: list[str], *, after_visit: bool = False) -> None:
+    """Codes one by one; words written out run together into one tag (``ORGANIZED CRIME``,
+    ``USEU BRUSSELS`` after an organisation's code), two of them after OVIP (a visit) into a
+    person tag (``BIDEN, JOSEPH``, ``STEINBERG, JAMES B.``). A three-letter word is an acronym
+    (``UAE``): it may open such a run, never continue one."""
+    run: list[str] = []
+    previous = "OVIP" if after_visit else ""
+    for token in [t.strip("-'/") for t in _TOKEN.findall(text)]:
+        if token and _unknown(token) and not (run and len(token) == 3):
+            if not run and tags and tags[-1] == previous and _kind(previous) == "organisation":
+                run.append(tags.pop())
+            run.append(token)
+            continue
+        if len(token) == 1 and token.isalpha() and len(run) == 2 and previous == "OVIP":
+            run.append(token + ".")  # a middle initial
+            continue
+        _flush(run, tags, person=previous == "OVIP")
+        run = []
+        if not token:
+            continue
+        codes, note = repair(token)
         tags.extend(c for c in codes if c)
         if note:
             notes.append(note)
+        previous = token
+    _flush(run, tags, person=previous == "OVIP")
+
+
+def _flush(run: list[str], tags: list[str], *, person: bool) -> None:
+    if person and (len(run) == 2 or (len(run) == 3 and run[2].endswith("."))):
+        tags.append(f"{run[0]}, {' '.join(run[1:])}")
+    elif run:
+        tags.append(" ".join(run))
