@@ -33,7 +33,8 @@ _LABEL = re.compile(
     re.I,
 )
 _INLINE_LABEL = re.compile(
-    rf"\s(?=(?:TAGS|Tags)\s*:|(?:SUBJECT|Subject)\s*:|REFS?\s*:|E\.O\. ?(?:{EXECUTIVE_ORDERS})\b"
+    r"(?<=\d)\s(?=TAGS? [A-Z]{2,5}\b)"  # ``DECL: 03/20/2019 TAG PTER``: no colon after a date
+    rf"|\s(?=(?:TAGS|Tags)\s*:|(?:SUBJECT|Subject)\s*:|REFS?\s*:|E\.O\. ?(?:{EXECUTIVE_ORDERS})\b"
     r"|(?:\(U\)\s*)?(?:CLASSIFIED BY|Classified [Bb]y)(?:\s*:|\s+(?:[A-Z]|[a-z]+ [A-Z])))"
 )
 _REF_ITEM = re.compile(r"^\s*(?:\(?[A-Z]\)|[A-Z][.):])\s")

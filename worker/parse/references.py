@@ -87,8 +87,8 @@ def _split_items(value: str) -> list[tuple[str | None, str]]:
 
 def _station_key(words: list[str]) -> str | None:
     upper = [w.upper() for w in words]
-    if any(w in _NOT_STATIONS for w in upper) or set(upper[0]) <= {"X"}:
-        return None
+    if any(w in _NOT_STATIONS for w in upper) or set(upper[0]) <= {"X"} or len(upper[-1]) < 3:
+        return None  # ``MADRID SP 0307``: no post is named in two letters
     if len(upper) > 1 and upper[0] in _STATION_PREFIXES:
         upper = upper[1:]
     key = "".join(upper).replace("'", "").replace("-", "")

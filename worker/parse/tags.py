@@ -394,6 +394,8 @@ def repair(word: str) -> tuple[list[str], str | None]:
 # Country codes of other lists that the TAGS list spells otherwise: RU is no TAGS code; Russia is RS.
 _COUNTRY_ALIASES = {"RU": "RS"}
 _WORD = re.compile(r"[A-Z][A-Z'-]{2,}")
+_PERSON_IN_PARENS = re.compile(r"\(\s*([A-Z][A-Z'-]{1,30}),\s*([A-Z][A-Z'. -]{1,40}?)\s*\)")
+_PLACEHOLDER = re.compile(r"PERSON\d{1,2}")
 
 
 def parse_tags(text: str) -> tuple[list[dict[str, str]], list[str]]:
@@ -401,12 +403,20 @@ def parse_tags(text: str) -> tuple[list[dict[str, str]], list[str]]:
     value = _LABEL.sub("", text).upper()
     tags: list[str] = []
     notes: list[str] = []
+    # ``OVIP (STEINBERG, JAMES B.)``: a person in parentheses, whatever the separators
+    persons = [f"{m[1]}, {m[2].strip()}" for m in _PERSON_IN_PARENS.finditer(value)]
+    value = _PERSON_IN_PARENS.sub(
+        lambda m: f" PERSON{persons.index(f'{m[1]}, {m[2].strip()}')} ", value
+    )
+    written = frozenset(_TOKEN.findall(value))
     if value.count(",") >= 2 or ", " not in value:  # commas separate tags, or none are used
         pieces = [p for p in value.split(",") if p.strip()]
         for index, piece in enumerate(pieces):
-            _piece(piece, tags, notes, after_visit=index > 0 and _ends_visit(pieces[index - 1]))
+            visit = index > 0 and _ends_visit(pieces[index - 1])
+            _piece(piece, tags, notes, written, after_visit=visit)
     else:  # ``CLINTON, HILLARY``: the one comma is a person tag's
-        _person_tags(value, tags, notes)
+        _person_tags(value, tags, notes, written)
+    tags = [persons[int(t[6:])] if _PLACEHOLDER.fullmatch(t) else t for t in tags]
     unique = dict.fromkeys(_COUNTRY_ALIASES.get(t, t) for t in tags)
     for alias, code in _COUNTRY_ALIASES.items():
         if alias in tags:
@@ -419,25 +429,37 @@ def _ends_visit(piece: str) -> bool:
     return bool(words) and words[-1] == "OVIP"
 
 
-def _person_tags(value: str, tags: list[str], notes: list[str]) -> None:
+def _person_tags(value: str, tags: list[str], notes: list[str], written: frozenset[str]) -> None:
     pos = search = 0
     while (match := _PERSON.search(value, search)) is not None:
         first, second = match[1], match[2]
         if _is_code(first) or _is_code(second.split()[0]):
             search = match.start(2)
             continue
-        _piece(value[pos : match.start()], tags, notes)
+        _piece(value[pos : match.start()], tags, notes, written)
         tags.append(f"{first}, {second}")
         pos = search = match.end()
-    _piece(value[pos:], tags, notes)
+    _piece(value[pos:], tags, notes, written)
 
 
 def _unknown(token: str) -> bool:
     """A word that is no code and no misspelling of one: part of a tag written out."""
-    return _WORD.fullmatch(token) is not None and repair(token)[1] is None and not _is_code(token)
+    return (
+        _WORD.fullmatch(token) is not None
+        and not _PLACEHOLDER.fullmatch(token)
+        and repair(token)[1] is None
+        and not _is_code(token)
+    )
 
 
-def _piece(text: str, tags: list[str], notes: list[str], *, after_visit: bool = False) -> None:
+def _piece(
+    text: str,
+    tags: list[str],
+    notes: list[str],
+    written: frozenset[str],
+    *,
+    after_visit: bool = False,
+) -> None:
     """Codes one by one; words written out run together into one tag (``ORGANIZED CRIME``,
     ``USEU BRUSSELS`` after an organisation's code), two of them after OVIP (a visit) into a
     person tag (``BIDEN, JOSEPH``, ``STEINBERG, JAMES B.``). A three-letter word is an acronym
@@ -458,6 +480,8 @@ def _piece(text: str, tags: list[str], notes: list[str], *, after_visit: bool = 
         if not token:
             continue
         codes, note = repair(token)
+        if note and len(codes) == 1 and codes[0] in written:
+            codes, note = [token], None  # ``EREL … PREL``: not a misspelling of a tag beside it
         tags.extend(c for c in codes if c)
         if note:
             notes.append(note)
