@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .classification import LEVEL_WORDS
-from .signature import TRAILER_LINE, find_signature
+from .signature import TRAILER_LINE, take_signature
 from .text import flatten
 
 # ``(C)``, ``(S/NF)``, ``(SBU)``; 1970s copies write ``(C - ENTIRE TEXT)`` or ``(LOU)``.
@@ -57,12 +57,7 @@ def _signed_blocks(text: str) -> tuple[list[str], str | None]:
     """Blank-line separated blocks, cut again where a numbered paragraph starts; and the
     signature, taken out of the text."""
     text = _DROP_LINES.sub("\n", "\n" + text + "\n")
-    lines = text.split("\n")
-    signature = None
-    if found := find_signature(lines):
-        index, rest, signature = found
-        lines[index] = rest
-        text = "\n".join(lines)
+    text, signature = take_signature(text)
     text = _without_trailer(text)
     if "lassified Web" in text:
         text = _WEBSITE.sub("\n\n", text)

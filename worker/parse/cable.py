@@ -259,8 +259,8 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
             "line_breaks_restored", "the text had lost its line breaks; put back by the format"
         )
     header, cls, preamble_start, cover = _locate(lines, warn)
-    if cls is not None and cls.station and (" OF 0" in text or " of 0" in text):
-        lines = drop_markers(lines, cls.station)
+    if cls is not None and cls.station and cls.serial and f" {cls.serial:08d} " in text:
+        lines = drop_markers(text, lines, cls.station)
     header.year = header.year or cover.year
     if cls is not None and preamble_start and (glued := fields_after(lines[preamble_start - 1])):
         lines = [*lines[:preamble_start], glued, *lines[preamble_start:]]

@@ -15,15 +15,31 @@ line that cites a classification guide or the sources instead (``Derived from �
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from .fields import reasons
 
-_REASONS_START = re.compile(
-    r"[,;.:]?\s*(?:\b(?:F ?O ?R?|PER|UNDER|BASED ON)\b\s*)?"
-    r"(?:\bR ?E ?A ?S ?O ?N ?S?\b|(?<=FOR )REA[A-Z]*|\bREAS\b|\bE\.\s?O\.|\bEO\s?1|\bSECTION\s+1|\b1\s?[./]\s?[45]\b|$)",
-    re.I,
+# Where the reasons begin: the word (``reasons``, broken or cut: ``reaso ns``, ``reaons``), the
+# order (``E.O.``), the section cited; and the connecting words before it (``for``, ``per``).
+_REASONS_KEY = re.compile(
+    r"\b(?:[Rr] ?[Ee] ?[Aa] ?[Ss] ?[Oo] ?[Nn] ?[Ss]?\b|R ?E ?A ?S ?O ?N ?S?\b|[Rr][Ee][Aa][Ss]\b"
+    r"|(?<=[Ff][Oo][Rr] )[Rr][Ee][Aa]|E\.\s?O\.|EO\s?1|[Ss][Ee][Cc][Tt][Ii][Oo][Nn]\s+1"
+    r"|1\s?[./]\s?[45]\b)"
 )
+_REASONS_LEAD = re.compile(r"[,;.:]?\s*(?:\b(?:F ?O ?R?|PER|UNDER|BASED ON)\s*)?$", re.I)
+# Reason letters after a guide's name without the section (``DSCG 05-01, b and d``).
+_LETTERS_AFTER = re.compile(r",\s*\(?[a-h]\)?(?:\s*(?:,|and|&)\s*\(?[a-h]\)?)*\s*\.?$", re.I)
+
+
+def _reasons_start(text: str) -> int:
+    """Where the reasons clause of ``text`` begins (its length when there is none)."""
+    found = _REASONS_KEY.search(text)
+    end = found.start() if found else len(text)  # ``… Godec for``: the reasons on a lost line
+    lead = _REASONS_LEAD.search(text, max(0, end - 16), end)
+    return lead.start() if lead else end
+
+
 _LABEL_AGAIN = re.compile(r"^(?:\(?[A-Z]{1,3}\)\s*)?(?:BY\s+|CLASSIFIED\s+BY\b\s*:?\s*)+", re.I)
 _DERIVED = re.compile(r"^DERIVED\s+FROM\s*:?\s*(.+)$", re.I)
 _TITLE_WORDS = """
@@ -55,11 +71,15 @@ _OFFICE_WORD = re.compile(
     re.I,
 )
 _INITIALS = re.compile(r"^(?:[A-Z]\.){1,3},?$")
+_BUREAU_CODE = re.compile(r"\s*\([^)]{0,20}\)\s*$")
+_ENDS_INITIAL = re.compile(r"\s[A-Z]$")
+_ONE_NAME = re.compile(r"\s*[A-Z][a-z]+")
 _SUFFIX = re.compile(r"^(?:JR|SR|II|III|IV)\.?$", re.I)
 _LOWER_FRAGMENT = re.compile(r"^[a-z]{1,5}$")
 _CONNECTORS = frozenset({"for", "and", "of", "the", "in", "at", "on", "to", "by", "per", "under"})
 
 
+@lru_cache(maxsize=4096)
 def _is_title(token: str, mixed: bool) -> bool:
     bare = token.strip(",;:()")
     upper = bare.upper().replace("\u2019", "'")
@@ -97,8 +117,10 @@ def _mend(tokens: list[str]) -> list[str]:
 
 def _split_part(part: str) -> tuple[str, str]:
     """``ECOPOL Counselor Andrew Erickson`` → (``Andrew Erickson``, ``ECOPOL Counselor``)."""
-    mixed = any(c.islower() for c in part)
-    part = re.sub(r"\s*\([^)]{0,20}\)\s*$", "", part).strip(" ,;:-?")  # ``Otero (G)``: a bureau
+    mixed = part != part.upper()  # written in mixed case, not in capitals
+    if part.endswith(")"):
+        part = _BUREAU_CODE.sub("", part)  # ``Maria Otero (G)``: the bureau
+    part = part.strip(" ,;:-?")
     tokens = _mend(part.split()) if mixed else part.split()
     cut = 0
     for index, token in enumerate(tokens):
@@ -116,7 +138,7 @@ def _parts(who: str) -> list[str]:
     for piece in who.split(","):
         if parts and _SUFFIX.match(piece.strip()):
             parts[-1] += "," + piece
-        elif parts and re.search(r"\s[A-Z]$", parts[-1]) and re.fullmatch(r"\s*[A-Z][a-z]+", piece):
+        elif parts and _ENDS_INITIAL.search(parts[-1]) and _ONE_NAME.fullmatch(piece):
             parts[-1] += "." + piece  # ``Luis G, Moreno``: the initial's full stop mistyped
         elif piece.strip():
             parts.append(piece)
@@ -126,7 +148,7 @@ def _parts(who: str) -> list[str]:
 def classified_by(text: str) -> dict[str, Any]:
     """Parse the text after ``Classified By:`` into name, title, reasons, derived_from, text."""
     line = " ".join(text.split())
-    body = _LABEL_AGAIN.sub("", line)
+    body = _LABEL_AGAIN.sub("", line) if line[:1] in "(BbCc" else line
     record: dict[str, Any] = {
         "name": None,
         "title": None,
@@ -134,10 +156,11 @@ def classified_by(text: str) -> dict[str, Any]:
         "derived_from": None,
         "text": line,
     }
-    if derived := _DERIVED.match(body):
-        record["derived_from"] = _REASONS_START.split(derived[1], maxsplit=1)[0].strip(" .,;")
+    if body[:7].upper() == "DERIVED" and (derived := _DERIVED.match(body)):
+        source = _LETTERS_AFTER.sub("", derived[1][: _reasons_start(derived[1])])
+        record["derived_from"] = source.strip(" .,;") or None
         return record
-    end = m.start() if (m := _REASONS_START.search(body)) else len(body)
+    end = _reasons_start(body)
     who = body[:end].rstrip()
     if body[end : end + 1] == "." and _SUFFIX.match(who.split()[-1] if who else ""):
         who += "."  # ``Randt, Jr. Reasons …``: the suffix keeps its full stop
@@ -145,7 +168,7 @@ def classified_by(text: str) -> dict[str, Any]:
     for part in _parts(who.strip(" ,;:")):
         if record["name"] is None:
             name, title = _split_part(part)
-            if name and not (_OFFICES.search(title) and len(name.split()) == 1):
+            if name and not (" " not in name and _OFFICES.search(title)):
                 record["name"] = name
                 if title:
                     titles.append(title)
@@ -167,7 +190,8 @@ def classified_in_body(lines: list[str], start: int) -> str | None:
         if line.strip():
             block.append(line)
             continue
-        if block and (found := _IN_TEXT.search(" ".join(block))):
-            return " ".join(block)[found.end() :]
+        joined = " ".join(block)
+        if ("lassified" in joined or "LASSIFIED" in joined) and (found := _IN_TEXT.search(joined)):
+            return joined[found.end() :]
         block = []
     return None

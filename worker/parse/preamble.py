@@ -37,6 +37,7 @@ _INLINE_LABEL = re.compile(
     rf"|\s(?=(?:TAGS|Tags)\s*:|(?:SUBJECT|Subject)\s*:|REFS?\s*:|E\.O\. ?(?:{EXECUTIVE_ORDERS})\b"
     r"|(?:\(U\)\s*)?(?:CLASSIFIED BY|Classified [Bb]y)(?:\s*:|\s+(?:[A-Z]|[a-z]+ [A-Z])))"
 )
+_INLINE_HINT = re.compile(r"TAG|Tag|SUBJ|Subj|REF|E\.O|lassified|LASSIFIED")
 _REF_ITEM = re.compile(r"^\s*(?:\(?[A-Z]\)|[A-Z][.):])\s")
 # A numbered paragraph, or one opened by its portion marking (``(C)``, ``(S/NF)``, ``(SBU)``):
 # a parenthesised word that is no marking (``(FMCT) STILL MALEABLE``) continues a SUBJECT.
@@ -82,7 +83,7 @@ def _label_of(line: str) -> tuple[str, str] | None:
 def fields_after(class_line: str) -> str | None:
     """The labelled fields run into the classification line (``… MOSCOW 000228 SIPDIS …
     E.O. 12958: DECL: 01/28/2020``), if any."""
-    if (found := _INLINE_LABEL.search(class_line)) is None:
+    if ":" not in class_line or (found := _INLINE_LABEL.search(class_line)) is None:
         return None
     rest = class_line[found.end() :]
     return rest if _LABEL.match(rest) else None
@@ -90,7 +91,9 @@ def fields_after(class_line: str) -> str | None:
 
 def split_glued(line: str) -> list[str]:
     """Cut a line that carries several labelled fields into one line per field."""
-    return _INLINE_LABEL.split(line) if ":" in line or "lassified" in line else [line]
+    if _INLINE_HINT.search(line, 2) is None:  # no label word past the line's start
+        return [line]
+    return _INLINE_LABEL.split(line)
 
 
 class _Collector:
@@ -203,5 +206,7 @@ def parse_preamble(lines: list[str], start: int) -> Preamble:
             break
     else:
         index = len(lines)
+    if not state.seen_label and state.unlabelled >= _MAX_PASSING:
+        index = start  # no labelled field at all: those lines were text, not instructions
     fields = {k: join_lines(v) for k, v in state.parts.items() if not k.startswith("_")}
     return Preamble(fields=fields, caveats=state.caveats, body_start=index)

@@ -32,11 +32,11 @@ SAN SALVADOR|SANTO DOMINGO|SAO PAULO|SRI LANKA|TEL AVIV|THE HAGUE|USUN NEW YORK|
 USEU BRUSSELS|USNATO BRUSSELS|UNVIE VIENNA|RPO DUBAI|IRPO DUBAI|IRAN RPO DUBAI|DUBAI RPO|MEXICO CITY|
 ST PETERSBURG|ULAAN BAATAR|CHIANG MAI|ALL DIPLOMATIC POSTS|EMBASSY VIENNA|SECSTATE WASHDC
 """
-_LONG = sorted(
-    (tuple(name.split()) for name in _LONG_STATIONS.replace("\n", "").split("|") if name),
-    key=len,
-    reverse=True,
-)
+_LONG: dict[str, list[tuple[str, ...]]] = {}
+for _name in sorted(
+    (tuple(n.split()) for n in _LONG_STATIONS.replace("\n", "").split("|") if n), key=len
+)[::-1]:
+    _LONG.setdefault(_name[-1], []).append(_name)
 # Words that are no station: what else a REF item names (reports, e-mails, meetings), and
 # the months of a date (``SVTC MAY 9``).
 _NOT_STATION_WORDS = """
@@ -47,6 +47,8 @@ JAN FEB MAR APR MAY JUN JUL AUG SEP SEPT OCT NOV DEC JANUARY FEBRUARY MARCH APRI
 AUGUST SEPTEMBER OCTOBER NOVEMBER DECEMBER PREVIOUS ALSO SEE TO FOR FAM FAH USC CFR INA
 """
 _NOT_STATIONS = frozenset(_NOT_STATION_WORDS.split())
+_SEPARATORS = re.compile(r"[;:]\s+|\s+AND\s+")
+_REPEATED_LABEL = re.compile(r"^(?:\(([A-Z])\)|([A-Z])[.):])\s*", re.I)
 _STATION_PREFIXES = ("AMEMBASSY", "EMBASSY", "AMCONSUL", "CONSULATE", "USMISSION", "SECSTATE")
 _STATION_ALIASES = {
     "SECSTATE": "STATE",
@@ -74,7 +76,7 @@ def _split_items(value: str) -> list[tuple[str | None, str]]:
             cuts.append((match.start(), match.end(), letter))
             want = next(expected, "")
     if not cuts:
-        parts = [p for p in re.split(r"[;:]\s+|\s+AND\s+", value) if p.strip()]
+        parts = [p for p in _SEPARATORS.split(value) if p.strip()]
         return [(None, p) for p in parts] if len(parts) > 1 else [(None, value)]
     items: list[tuple[str | None, str]] = []
     if value[: cuts[0][0]].strip():
@@ -97,10 +99,13 @@ def _station_key(words: list[str]) -> str | None:
 
 def _station(text: str, match: re.Match[str]) -> tuple[list[str], int]:
     """The station's words and where they start: one word, or a known longer name."""
-    before = text[: match.start()].upper().split()[-4:]
     word = match["station"].upper()
-    for name in _LONG:
-        if name[-1] == word and tuple(before[len(before) - len(name) + 1 :]) == name[:-1]:
+    names = _LONG.get(word)
+    if not names:
+        return [match["station"]], match.start()
+    before = text[max(0, match.start() - 40) : match.start()].upper().split()[-4:]
+    for name in names:
+        if tuple(before[len(before) - len(name) + 1 :]) == name[:-1]:
             start = match.start()
             for _ in name[:-1]:
                 start = text.rindex(" ", 0, start - 1) + 1 if " " in text[: start - 1] else 0
@@ -140,7 +145,9 @@ def parse_references(text: str, own_year: int | None) -> list[dict[str, Any]]:
     for label, item in _split_items(value):
         raw = item.strip(" .;,")
         if label:  # ``A. A) BRASILIA 236``: the label repeated inside the item
-            raw = re.sub(rf"^(?:\({label}\)|{label}[.):])\s*", "", raw, flags=re.I)
+            again = _REPEATED_LABEL.match(raw)
+            if again and (again[1] or again[2]).upper() == label:
+                raw = raw[again.end() :]
         if not raw:
             continue
         cited = citations(raw, own_year)

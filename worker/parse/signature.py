@@ -41,6 +41,7 @@ _ABBREVIATION_WORDS = (
     "MR MRS MS DR ST NO GEN AMB SEN REP GOV LT COL MAJ CAPT ADM SGT PROF VS MT FT CO INC"
 )
 _ABBREVIATIONS = frozenset(_ABBREVIATION_WORDS.split())
+_LAST_WORD = re.compile(r"[\s(]")
 _GLUED = re.compile(rf"(?:^|(?<=[.!?)\"'\u201d\u2019]))[ \t]+({_NAME.pattern})[ \t]*\.?$")
 
 # What follows the text at the end of a copy: end-of-message (``BT``, ``#1164``, ``NNNN``), the
@@ -56,20 +57,22 @@ TRAILER_LINE = re.compile(
 
 
 def _is_name(text: str) -> bool:
-    words = text.upper().replace(".", ". ").split()
+    words = text.upper().replace(".", " ").split()
     return (
         bool(words)
-        and not any(w.strip(".") in _NOT_NAMES for w in words)
-        and words[0].rstrip(".") not in _SUFFIXES
-        and not set(text) <= {"X", " "}
-        and sum(len(w.strip(".")) > 1 for w in words) >= 1
+        and _NOT_NAMES.isdisjoint(words)
+        and words[0] not in _SUFFIXES
+        and max(map(len, words)) > 1
+        and text.strip("X ") != ""
     )
 
 
 def clean_name(text: str) -> str | None:
     """The signing name in ``text`` as written, or None: a doubled name (``KUBISKE KUBISKE``,
     ``SHANNON Shannon``) counts once; a full stop standing apart (``MANZANARES .``) goes."""
-    words = [w for w in text.split() if w != "." and not _REDACTED.fullmatch(w)]
+    words = text.split()
+    if "." in words or "XXXX" in text or "xxxx" in text or "[" in text:
+        words = [w for w in words if w != "." and not _REDACTED.fullmatch(w)]
     text = " ".join(words)
     if len(words) == 2 and words[0].upper() == words[1].upper():
         text = words[0]
@@ -85,7 +88,9 @@ def line_signature(line: str) -> str | None:
     line = line.strip()
     if len(line) > 60:
         return None
-    line = _CLOSING.sub("", line)
+    upper = line.upper()
+    if "QUOTE" in upper or "MINIMIZE" in upper or "END " in upper:
+        line = _CLOSING.sub("", line)
     if line.endswith(".") and not line.endswith(" ."):
         last = line.split()[-1].rstrip(".").upper()
         if len(last) > 1 and last not in _SUFFIXES:
@@ -95,11 +100,11 @@ def line_signature(line: str) -> str | None:
 
 def glued_signature(line: str) -> tuple[str, str] | None:
     """``(text before, name)`` when ``line`` ends a sentence and then names the signer."""
-    match = _GLUED.search(line)
+    match = _GLUED.search(line, max(0, len(line) - _GLUED_REACH))
     if match is None or match.start() == 0:
         return None
     before = line[: match.start()].rstrip()
-    word = re.split(r"[\s(]", before)[-1].rstrip(".!?)\"'\u201d\u2019")
+    word = _LAST_WORD.split(before[-40:])[-1].rstrip(".!?)\"'\u201d\u2019")
     name = clean_name(match[1])
     abbreviated = before.endswith(".") and (
         word.upper() in _ABBREVIATIONS or "." in word or (len(word) == 1 and word.isalpha())
@@ -121,9 +126,14 @@ _SECTION_MARKER = re.compile(
 _CUT_SHORT = re.compile(r"[^\n]{1,60}(?:\.\.\.|\u2026)[ \t]*")
 _URL_TAIL = re.compile(r"\s(\S+)\s*$")
 _SCAN = 16  # lines looked at, from the end
+_GLUED_REACH = 120  # characters at the end of a line where a run-in name is looked for
+_TRAILER_LENGTH = 140  # no trailer line is longer
+_NOTICE_WORDS = ("http", "www.", ".gov", "wiki/", "lassified", "ccess this", "isit:")
 
 
 def _skippable(line: str) -> bool:
+    if len(line) > _TRAILER_LENGTH:
+        return False
     return (
         not line.strip(" \t-=_*")
         or TRAILER_LINE.fullmatch(line) is not None
@@ -132,7 +142,9 @@ def _skippable(line: str) -> bool:
     )
 
 
-def find_signature(lines: list[str]) -> tuple[int, str, str] | None:
+def find_signature(
+    lines: list[str], *, has_text_above: bool = False
+) -> tuple[int, str, str] | None:
     """Where the signature is: (line index, the line without it, the name), or None.
 
     Read from the end: trailers and the website notice are passed over (a name run into the
@@ -145,7 +157,7 @@ def find_signature(lines: list[str]) -> tuple[int, str, str] | None:
         line = lines[index]
         if _skippable(line):
             continue
-        if _NOTICE.search(line):
+        if any(word in line for word in _NOTICE_WORDS) and _NOTICE.search(line):
             if (tail := _URL_TAIL.search(line)) and (name := clean_name(tail[1])):
                 return index, line[: tail.start()], name
             continue
@@ -153,8 +165,22 @@ def find_signature(lines: list[str]) -> tuple[int, str, str] | None:
     else:
         return None
     line = lines[index]
-    if any(lines[k].strip() for k in range(index)) and (name := line_signature(line)):
+    above = has_text_above or any(lines[k].strip() for k in range(index))
+    if above and (name := line_signature(line)):
         return index, "", name
     if glued := glued_signature(line):
         return index, glued[0], glued[1]
     return None
+
+
+def take_signature(text: str) -> tuple[str, str | None]:
+    """``text`` without its signature, and the signature (None when unsigned). Only the last
+    lines are split off: the body above them is not split line by line."""
+    parts = text.rsplit("\n", _SCAN + 1)
+    head, lines = (parts[0], parts[1:]) if len(parts) > _SCAN + 1 else ("", parts)
+    found = find_signature(lines, has_text_above=bool(head.strip()))
+    if found is None:
+        return text, None
+    index, rest, name = found
+    lines[index] = rest
+    return "\n".join([head, *lines] if len(parts) > _SCAN + 1 else lines), name

@@ -404,19 +404,25 @@ def parse_tags(text: str) -> tuple[list[dict[str, str]], list[str]]:
     tags: list[str] = []
     notes: list[str] = []
     # ``OVIP (STEINBERG, JAMES B.)``: a person in parentheses, whatever the separators
-    persons = [f"{m[1]}, {m[2].strip()}" for m in _PERSON_IN_PARENS.finditer(value)]
-    value = _PERSON_IN_PARENS.sub(
-        lambda m: f" PERSON{persons.index(f'{m[1]}, {m[2].strip()}')} ", value
-    )
-    written = frozenset(_TOKEN.findall(value))
-    if value.count(",") >= 2 or ", " not in value:  # commas separate tags, or none are used
+    persons: list[str] = []
+    if "(" in value:
+        persons = [f"{m[1]}, {m[2].strip()}" for m in _PERSON_IN_PARENS.finditer(value)]
+        value = _PERSON_IN_PARENS.sub(
+            lambda m: f" PERSON{persons.index(f'{m[1]}, {m[2].strip()}')} ", value
+        )
+    written = _Written(value)
+    tokens = _TOKEN.findall(value)
+    if not persons and all(t in KNOWN or (len(t) == 2 and t.isalpha()) for t in tokens):
+        tags = tokens  # codes only, the common line: nothing to join, repair or read as a person
+    elif value.count(",") >= 2 or ", " not in value:  # commas separate tags, or none are used
         pieces = [p for p in value.split(",") if p.strip()]
         for index, piece in enumerate(pieces):
             visit = index > 0 and _ends_visit(pieces[index - 1])
             _piece(piece, tags, notes, written, after_visit=visit)
     else:  # ``CLINTON, HILLARY``: the one comma is a person tag's
         _person_tags(value, tags, notes, written)
-    tags = [persons[int(t[6:])] if _PLACEHOLDER.fullmatch(t) else t for t in tags]
+    if persons:
+        tags = [persons[int(t[6:])] if _PLACEHOLDER.fullmatch(t) else t for t in tags]
     unique = dict.fromkeys(_COUNTRY_ALIASES.get(t, t) for t in tags)
     for alias, code in _COUNTRY_ALIASES.items():
         if alias in tags:
@@ -424,12 +430,25 @@ def parse_tags(text: str) -> tuple[list[dict[str, str]], list[str]]:
     return [{"code": t, "kind": _kind(t)} for t in unique], notes
 
 
+class _Written:
+    """The codes written on the line, split out only when a repair needs to know them."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self._codes: frozenset[str] | None = None
+
+    def __contains__(self, code: object) -> bool:
+        if self._codes is None:
+            self._codes = frozenset(_TOKEN.findall(self.value))
+        return code in self._codes
+
+
 def _ends_visit(piece: str) -> bool:
     words = piece.split()
     return bool(words) and words[-1] == "OVIP"
 
 
-def _person_tags(value: str, tags: list[str], notes: list[str], written: frozenset[str]) -> None:
+def _person_tags(value: str, tags: list[str], notes: list[str], written: _Written) -> None:
     pos = search = 0
     while (match := _PERSON.search(value, search)) is not None:
         first, second = match[1], match[2]
@@ -444,19 +463,16 @@ def _person_tags(value: str, tags: list[str], notes: list[str], written: frozens
 
 def _unknown(token: str) -> bool:
     """A word that is no code and no misspelling of one: part of a tag written out."""
-    return (
-        _WORD.fullmatch(token) is not None
-        and not _PLACEHOLDER.fullmatch(token)
-        and repair(token)[1] is None
-        and not _is_code(token)
-    )
+    if _is_code(token) or _WORD.fullmatch(token) is None or _PLACEHOLDER.fullmatch(token):
+        return False
+    return repair(token)[1] is None
 
 
 def _piece(
     text: str,
     tags: list[str],
     notes: list[str],
-    written: frozenset[str],
+    written: _Written,
     *,
     after_visit: bool = False,
 ) -> None:
