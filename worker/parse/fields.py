@@ -39,7 +39,7 @@ _WORD_DATE = re.compile(r"\b([A-Z]{3,9})\.? (\d{1,2}),? (\d{4})\b", re.I)
 _MARK = r"\((?:U|C|S|SBU|TS|NF|LOU|FOUO)(?:\s?//?\s?[A-Z][A-Z ,]{0,30})?\)"
 _SUBJECT_PREFIX = re.compile(rf"^\s*(?:(?:{_MARK}|SUBJ(?:ECT)?\s*:)\s*)+", re.I)
 _SUBJECT_SUFFIX = re.compile(rf"\s*{_MARK}\s*$")
-_REASON = re.compile(r"\b1\s?\.\s?([4-5])\s*((?:[\s(),&/]*(?:AND\s+)?\(?[A-H]\b\)?)+)", re.I)
+_REASON = re.compile(r"\b1\s?\.\s?([4-5])\s*((?:[\s(),&/]*(?:A ?N ?D\s+)?\(?[A-H]\b\)?)+)", re.I)
 _REASON_LETTERS = re.compile(r"(?<![A-Z])([A-H])(?![A-Z])", re.I)
 
 

@@ -83,19 +83,24 @@ def clean_name(text: str) -> str | None:
     return text if _NAME.fullmatch(text) and _is_name(text) else None
 
 
-def line_signature(line: str) -> str | None:
-    """The name when ``line`` is a signing line of its own (after any closing marker)."""
+def line_signature(line: str) -> tuple[str, str] | None:
+    """``(text before, name)`` when ``line`` is a signing line of its own, after any closing
+    marker (``CLINTON UNQUOTE CLINTON``, ``END COMMENT. CROCKER``): the marker stays text."""
     line = line.strip()
     if len(line) > 60:
         return None
+    before = ""
     upper = line.upper()
-    if "QUOTE" in upper or "MINIMIZE" in upper or "END " in upper:
-        line = _CLOSING.sub("", line)
+    if ("QUOTE" in upper or "MINIMIZE" in upper or "END " in upper) and (
+        closing := _CLOSING.match(line)
+    ):
+        before, line = line[: closing.end()].rstrip(), line[closing.end() :]
     if line.endswith(".") and not line.endswith(" ."):
         last = line.split()[-1].rstrip(".").upper()
         if len(last) > 1 and last not in _SUFFIXES:
             return None  # ``ASSISTANCE.``: the end of a wrapped sentence
-    return clean_name(line)
+    name = clean_name(line)
+    return (before, name) if name else None
 
 
 def glued_signature(line: str) -> tuple[str, str] | None:
@@ -166,8 +171,8 @@ def find_signature(
         return None
     line = lines[index]
     above = has_text_above or any(lines[k].strip() for k in range(index))
-    if above and (name := line_signature(line)):
-        return index, "", name
+    if above and (own := line_signature(line)):
+        return index, own[0], own[1]
     if glued := glued_signature(line):
         return index, glued[0], glued[1]
     return None
