@@ -75,6 +75,7 @@ _BUREAU_CODE = re.compile(r"\s*\([^)]{0,20}\)\s*$")
 _ENDS_INITIAL = re.compile(r"\s[A-Z]$")
 _ONE_NAME = re.compile(r"\s*[A-Z][a-z]+")
 _SUFFIX = re.compile(r"^(?:JR|SR|II|III|IV)\.?$", re.I)
+_REDACTED = re.compile(r"[Xx]{3,}[.,]?")
 _LOWER_FRAGMENT = re.compile(r"^[a-z]{1,5}$")
 _CONNECTORS = frozenset({"for", "and", "of", "the", "in", "at", "on", "to", "by", "per", "under"})
 
@@ -127,8 +128,10 @@ def _split_part(part: str) -> tuple[str, str]:
         if _is_title(token, mixed) and not (index and _SUFFIX.match(token)):
             cut = index + 1
     name_tokens = tokens[cut:]
-    if not any(len(t.strip(".,\"'")) > 1 for t in name_tokens):
-        return "", part.strip(" ,;:-?")
+    if not any(len(t.strip(".,\"'")) > 1 for t in name_tokens) or _REDACTED.fullmatch(
+        " ".join(name_tokens)
+    ):
+        return "", part.strip(" ,;:-?")  # no name, or a redacted one (``XXXXXXXXXXXX``)
     return " ".join(name_tokens).strip(" ,;:"), " ".join(tokens[:cut]).strip(" ,;:-?")
 
 
@@ -166,6 +169,8 @@ def classified_by(text: str) -> dict[str, Any]:
         who += "."  # ``Randt, Jr. Reasons …``: the suffix keeps its full stop
     titles: list[str] = []
     for part in _parts(who.strip(" ,;:")):
+        if _REDACTED.fullmatch(part.strip()):
+            continue  # a redacted name is no name and no title
         if record["name"] is None:
             name, title = _split_part(part)
             if name and not (" " not in name and _OFFICES.search(title)):
