@@ -122,6 +122,7 @@ def build_record() -> dict[str, Any]:
         "xmt": [],
         "declassify_on": "2016-02-13",
         "declassification": "12958: DECL: 02/13/2016",
+        "downgrade": None,
         "tags": [
             {"code": code, "kind": kind}
             for code, kind in [
@@ -142,7 +143,8 @@ def build_record() -> dict[str, Any]:
             "name": "Mark Asquino",
             "title": "DCM",
             "reasons": ["1.4(b)", "1.4(d)"],
-            "raw": "DCM Mark Asquino, reasons 1.4 (B) and (D).",
+            "derived_from": None,
+            "text": "DCM Mark Asquino, reasons 1.4 (B) and (D).",
         },
         "summary": _PARAGRAPHS[0].removeprefix("Summary: ").removesuffix(" End summary."),
         "paragraphs": [

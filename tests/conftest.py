@@ -32,6 +32,7 @@ def minimal_record() -> dict[str, Any]:
         "xmt": [],
         "declassify_on": None,
         "declassification": None,
+        "downgrade": None,
         "tags": [],
         "subject": None,
         "references": [],

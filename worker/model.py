@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-SCHEMA_VERSION: Final = "1.0.0"
+SCHEMA_VERSION: Final = "2.0.0"
 
-PARSER_VERSION: Final = "1.0.0"
+PARSER_VERSION: Final = "2.0.0"
 """The parser that derived a record (``parser_version``); raised with every change to what it
 derives, so that ``cable-ingest reparse --older-than`` finds the records it would change."""
 

@@ -47,7 +47,7 @@ def _paths(name: str, document: object) -> set[str]:
 @pytest.fixture
 def full_record(minimal_record: dict[str, Any]) -> dict[str, Any]:
     """Return a valid record with every optional sub-object and list populated."""
-    recipient = {
+    recipient: dict[str, Any] = {
         "routing_code": "RUEHC",
         "name": "SECSTATE WASHDC",
         "precedence": "PRIORITY",
@@ -77,6 +77,7 @@ def full_record(minimal_record: dict[str, Any]) -> dict[str, Any]:
         "xmt": [recipient | {"routing_code": None, "name": "AMEMBASSY TASHKENT"}],
         "declassify_on": "2016-02-13",
         "declassification": "12958: DECL: 02/13/2016",
+        "downgrade": {"to": "CO", "on": "2021-01-26", "text": "DNG: CO 01/26/2021"},
         "tags": [{"code": "PHUM", "kind": "subject"}, {"code": "KZ", "kind": "country"}],
         "subject": "KAZAKHSTAN: GOK DENIES REFOULEMENT OF UZBEK REFUGEES; NAZAROV TO SWEDEN",
         "references": [
@@ -87,7 +88,8 @@ def full_record(minimal_record: dict[str, Any]) -> dict[str, Any]:
             "name": "Mark Asquino",
             "title": "DCM",
             "reasons": ["1.4(b)", "1.4(d)"],
-            "raw": "DCM Mark Asquino, reasons 1.4 (B) and (D).",
+            "derived_from": None,
+            "text": "DCM Mark Asquino, reasons 1.4 (B) and (D).",
         },
         "summary": "Three months after a group of Uzbek citizens was forcibly returned...",
         "paragraphs": [

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .classification import LEVEL_WORDS
+from .signature import TRAILER_LINE, take_signature
 from .text import flatten
 
 # ``(C)``, ``(S/NF)``, ``(SBU)``; 1970s copies write ``(C - ENTIRE TEXT)`` or ``(LOU)``.
@@ -16,25 +17,6 @@ _NUMBERED = re.compile(
     rf"^\s*(\d{{1,3}})(?:\s?\.(?:\s+|$|(?=\([A-Z]))|\s(?=\([A-Z]{{1,4}}[)/ ]))(?:{_MARKING}\s*)?"
 )
 _MARKED = re.compile(rf"^\s*{_MARKING}(?:\s+|$)")
-_SIGNATURE = re.compile(r"^[A-Z][A-Za-z.'-]*(?: [A-Z][A-Za-z.'-]*){0,2}$")
-_NOT_SIGNATURE = frozenset(
-    {
-        "END",
-        "SUMMARY",
-        "COMMENT",
-        "END SUMMARY",
-        "END COMMENT",
-        "BT",
-        "NNNN",
-        "NNN",
-        "SIPDIS",
-        "NOFORN",
-        "TEXT",
-        "END TEXT",
-        "UNQUOTE",
-        "QUOTE",
-    }
-)
 _SUMMARY_START = re.compile(
     r"^(?:BEGIN\s+)?SUMMARY(?:\s+AND\s+(?:ACTION\s+REQUESTS?|COMMENTS?|INTRODUCTION))?\s*[:.\-]+\s*",
     re.I,
@@ -57,7 +39,7 @@ class Body:
 # repeated above the text) are not text; ``SIPDIS`` glued to a line start neither.
 _DROP_LINES = re.compile(
     r"\n[ \t]*(?:"
-    r"(?:[-=_*]{3,}|(?:(?:SIPDIS|NOFORN|SENSITIVE|EXDIS|NODIS|LIMDIS)[ \t,.;]*)+"
+    r"(?:[-=_*]{3,}(?:[ \t]+[-=_*]{3,})*|(?:(?:SIPDIS|NOFORN|SENSITIVE|EXDIS|NODIS|LIMDIS)[ \t,.;]*)+"
     rf"|{LEVEL_WORDS})[ \t]*(?=\n)"
     r"|SIPDIS[ \t]+(?=\S))"
 )
@@ -71,20 +53,23 @@ _WEBSITE = re.compile(
 )
 
 
-def _blocks(text: str) -> list[str]:
-    """Blank-line separated blocks, cut again where a numbered paragraph starts."""
+def _signed_blocks(text: str) -> tuple[list[str], str | None]:
+    """Blank-line separated blocks, cut again where a numbered paragraph starts; and the
+    signature, taken out of the text."""
     text = _DROP_LINES.sub("\n", "\n" + text + "\n")
+    text, signature = take_signature(text)
     text = _without_trailer(text)
     if "lassified Web" in text:
         text = _WEBSITE.sub("\n\n", text)
-    return [block.strip() for block in _BLOCK_BREAK.split(text) if block and not block.isspace()]
+    blocks = [block.strip() for block in _BLOCK_BREAK.split(text) if block and not block.isspace()]
+    return blocks, signature
 
 
 def _without_trailer(text: str) -> str:
     """``text`` without the end-of-message lines after it, read from the end."""
     while True:
         rest, _, last = text.rstrip().rpartition("\n")
-        if not rest or not _TRAILER_LINE.fullmatch(last):
+        if not rest or not TRAILER_LINE.fullmatch(last):
             return text
         text = rest + "\n"
 
@@ -102,51 +87,9 @@ def _is_heading(block: str) -> bool:
     )
 
 
-# What follows the text at the end of a copy: end-of-message (``BT``, ``#1164``, ``NNNN``) and
-# the classification repeated at the foot of the last page, the releasing office's stamp.
-_TRAILER_LINE = re.compile(
-    rf"[ \t]*(?:BT|NNNN?|#\d{{1,6}}|(?:{LEVEL_WORDS})"
-    r"(?: [A-Z]{2,6})?|Declassified/Released [^\n]{0,120})[ \t]*"
-)
 # A teletype copy often ends the last sentence and the signature on one line: ``… BE. KISSINGER``.
 # A signature in capitals (one or two names), as it ends a copy whose line breaks are gone.
 SIGNATURE_NAME = r"[A-Z][A-Z'-]{2,20}(?: [A-Z][A-Z'-]{2,20})?"
-_GLUED_SIGNATURE = re.compile(rf"(?<=[.)\"]) ({SIGNATURE_NAME})$")
-
-
-def _take_signature(blocks: list[str]) -> str | None:
-    """Remove and return a name on the last line (``ORDWAY``), if the body ends with one."""
-    if not blocks:
-        return None
-    rest, _, candidate = blocks[-1].rpartition("\n")
-    candidate = candidate.strip()
-    if (
-        len(candidate) > 40
-        or not _SIGNATURE.match(candidate)
-        or candidate.upper() in _NOT_SIGNATURE
-        or (not rest and len(blocks) == 1)
-    ):
-        return _glued_signature(blocks)
-    if rest.strip():
-        blocks[-1] = rest.strip()
-    else:
-        blocks.pop()
-    return candidate
-
-
-def _glued_signature(blocks: list[str]) -> str | None:
-    """``… AS POSSIBLE. KISSINGER``: a name after the last full stop of an all-capitals copy."""
-    last = blocks[-1]
-    match = _GLUED_SIGNATURE.search(last)
-    if (
-        match is None
-        or match[1] in _NOT_SIGNATURE
-        or len(blocks) + last.count("\n") < 2
-        or any(c.islower() for c in last)
-    ):
-        return None
-    blocks[-1] = last[: match.start()]
-    return match[1]
 
 
 def _ends_summary(text: str) -> bool:
@@ -177,8 +120,7 @@ def _summary(paragraphs: list[dict[str, Any]]) -> str | None:
 def parse_body(text: str) -> Body:
     """Split the body into paragraphs; find the summary and the signature."""
     body = Body()
-    blocks = _blocks(text)
-    body.signature = _take_signature(blocks)
+    blocks, body.signature = _signed_blocks(text)
     heading: str | None = None
     for block in blocks:
         first = block[0]  # blocks are stripped and non-empty: test the cheap thing first

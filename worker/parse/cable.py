@@ -18,16 +18,17 @@ from .classification import (
     normalise_caveat,
     published,
 )
+from .classified import classified_by, classified_in_body
 from .container import unwrap
 from .cover import Cover, parse_cover
 from .flattened import is_flattened, reline
 from .header import DTG, Header, dtg_to_iso, full_year, is_routing_line, parse_header
 from .origins import origin_from_fm, origin_from_station
-from .preamble import parse_preamble
+from .preamble import fields_after, parse_preamble
 from .references import parse_references
 from .sections import join_sections
 from .tags import parse_tags
-from .text import normalize
+from .text import drop_markers, normalize
 
 MAX_CHARS = 8 * 1024 * 1024
 _SCAN_LINES = 600
@@ -258,7 +259,11 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
             "line_breaks_restored", "the text had lost its line breaks; put back by the format"
         )
     header, cls, preamble_start, cover = _locate(lines, warn)
+    if cls is not None and cls.station and cls.serial and f" {cls.serial:08d} " in text:
+        lines = drop_markers(text, lines, cls.station)
     header.year = header.year or cover.year
+    if cls is not None and preamble_start and (glued := fields_after(lines[preamble_start - 1])):
+        lines = [*lines[:preamble_start], glued, *lines[preamble_start:]]
     pre = parse_preamble(lines, preamble_start)
     body = parse_body(join_sections("\n".join(lines[pre.body_start :])))
     for code, message in body.problems:
@@ -280,7 +285,7 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
     tags, subject = _tags_and_subject(
         {**{k: v for k, v in covered.items() if v}, **pre.fields}, warn
     )
-    classified = pre.fields.get("classified_by")
+    classified = pre.fields.get("classified_by") or classified_in_body(lines, pre.body_start)
 
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -299,10 +304,11 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
         "xmt": header.xmt,
         "declassify_on": declass_date,
         "declassification": declassification,
+        "downgrade": fields.downgrade(declassification) if declassification else None,
         "tags": tags,
         "subject": subject,
         "references": parse_references(pre.fields["ref"], year) if "ref" in pre.fields else [],
-        "classified_by": fields.classified_by(classified) if classified else None,
+        "classified_by": classified_by(classified) if classified else None,
         "summary": body.summary,
         "paragraphs": body.paragraphs,
         "signature": body.signature,

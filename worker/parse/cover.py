@@ -22,6 +22,7 @@ _FROM = re.compile(
 _DATE = re.compile(r"^TELEGRAM\s+(?P<month>[A-Z][a-z]+)\.? (?P<day>\d{1,2}), (?P<year>\d{4})\s*$")
 _FIELD = re.compile(r"^(?P<name>TAGS|Subject):\s+(?P<value>\S.*)$")
 _CONTINUATION = re.compile(r"^\s{4,}\S")
+_STARTS = frozenset({"From", "TELE", "TAGS", "Subj"})
 
 
 @dataclass
@@ -45,6 +46,8 @@ def parse_cover(lines: list[str]) -> Cover:
             setattr(cover, open_field, f"{getattr(cover, open_field)} {line.strip()}")
             continue
         open_field = None
+        if line[:4] not in _STARTS:
+            continue  # most lines: no field of the cover sheet
         if (m := _FROM.match(line)) and cover.fm is None:
             cover.fm = m["fm"]
             cover.station = m["station"]

@@ -1,4 +1,4 @@
-"""Small field parsers: declassification date, subject, Classified By."""
+"""Small field parsers: declassification date and downgrade, subject, classification reasons."""
 
 from __future__ import annotations
 
@@ -27,95 +27,20 @@ _MONTHS = {
     )
 }
 _NUMERIC_DATE = re.compile(r"\b(\d{1,2})\s?[/.-]\s?(\d{1,2})\s?[/.-]\s?(\d{4}|\d{2})\b")
+_YEAR_FIRST = re.compile(r"\b((?:19|20)\d{2})\s?[/.-]\s?(\d{1,2})\s?[/.-]\s?(\d{1,2})\b")
+# ``DNG: CO 01/26/2021``: downgrade to the level coded, on the day given.
+_DOWNGRADE = re.compile(
+    r"\bDNG\b\s*:?\s*([A-Z]{1,3}\b)?[^A-Z0-9]{0,3}(?:\d{1,4}\s?[/.-]\s?\d{1,2}\s?[/.-]\s?\d{2,4})?",
+    re.I,
+)
 _WORD_DATE = re.compile(r"\b([A-Z]{3,9})\.? (\d{1,2}),? (\d{4})\b", re.I)
-_SUBJECT_PREFIX = re.compile(
-    r"^\s*(?:\((?:U|C|S|SBU|TS|S/NF|C/NF|S//NF|C//NF|U/FOUO|U//FOUO|NF)\)\s*)+", re.I
-)
-_REASON = re.compile(r"\b1\s?\.\s?([4-5])\s*((?:[\s(),&/]*(?:AND\s+)?\(?[A-H]\b\)?)+)", re.I)
+# A portion marking before or after the subject (``(C)``, ``(S/REL UK)``, ``(SBU)``), and the
+# label written twice (``SUBJECT: SUBJECT: …``).
+_MARK = r"\((?:U|C|S|SBU|TS|NF|LOU|FOUO)(?:\s?//?\s?[A-Z][A-Z ,]{0,30})?\)"
+_SUBJECT_PREFIX = re.compile(rf"^\s*(?:(?:{_MARK}|SUBJ(?:ECT)?\s*:)\s*)+", re.I)
+_SUBJECT_SUFFIX = re.compile(rf"\s*{_MARK}\s*$")
+_REASON = re.compile(r"\b1\s?\.\s?([4-5])\s*((?:[\s(),&/]*(?:A ?N ?D\s+)?\(?[A-H]\b\)?)+)", re.I)
 _REASON_LETTERS = re.compile(r"(?<![A-Z])([A-H])(?![A-Z])", re.I)
-_WHO_END = re.compile(
-    r"[,;.]?\s*(?:\bFOR\b\s*)?(?:\bREASONS?\b|\bREAS\b|\bE\.?O\.?\b|\b1\s?\.\s?[45]\b).*$", re.I
-)
-_TITLE_WORDS = frozenset(
-    [
-        "ACTING",
-        "AMB",
-        "AMB.",
-        "AMBASSADOR",
-        "A/DCM",
-        "CDA",
-        "CHARGE",
-        "CHARGÉ",
-        "D'AFFAIRES",
-        "D'AFFAIRES,",
-        "A.I.",
-        "AI",
-        "DCM",
-        "DEPUTY",
-        "CHIEF",
-        "OF",
-        "MISSION",
-        "POLITICAL",
-        "ECONOMIC",
-        "POLITICAL/ECONOMIC",
-        "POL/ECON",
-        "POLECON",
-        "ECON",
-        "POL",
-        "POLCOUNS",
-        "POLOFF",
-        "ECONOFF",
-        "COUNSELOR",
-        "COUNSELLOR",
-        "MINISTER",
-        "MINISTER-COUNSELOR",
-        "OFFICER",
-        "CONSUL",
-        "GENERAL",
-        "PRINCIPAL",
-        "SECRETARY",
-        "ASSISTANT",
-        "UNDER",
-        "DIRECTOR",
-        "SECTION",
-        "HEAD",
-        "CHIEF",
-        "DEPUTY",
-        "PM",
-        "FOR",
-        "AFFAIRS",
-        "PUBLIC",
-        "DEFENSE",
-        "ATTACHE",
-        "REGIONAL",
-        "AFFAIRS",
-        "AND",
-        "CG",
-        "CONGEN",
-        "DAS",
-        "A/S",
-        "ESTOFF",
-        "ESTH",
-        "EST",
-        "POL-MIL",
-        "POLMIL",
-        "INTERNAL",
-        "EXTERNAL",
-        "UNIT",
-        "MGMT",
-        "MANAGEMENT",
-        "RSO",
-        "LEGATT",
-        "OFFICE",
-        "THE",
-        "A/POLCOUNS",
-        "ACTING-DCM",
-        "CHARGE'",
-        "A.I.",
-        "DEPUTY-CHIEF",
-        "POLMILOFF",
-    ]
-)
 
 
 def iso_date(year: int, month: int, day: int) -> str | None:
@@ -126,8 +51,9 @@ def iso_date(year: int, month: int, day: int) -> str | None:
         return None
 
 
-def declassify_on(text: str) -> str | None:
-    """The date in an E.O. line (``DECL: 02/13/2016`` → 2016-02-13), if it has one."""
+def _date_in(text: str) -> str | None:
+    if match := _YEAR_FIRST.search(text):
+        return iso_date(int(match[1]), int(match[2]), int(match[3]))
     if match := _NUMERIC_DATE.search(text):
         month, day, year = int(match[1]), int(match[2]), int(match[3])
         if year < 100:
@@ -138,9 +64,22 @@ def declassify_on(text: str) -> str | None:
     return None
 
 
+def declassify_on(text: str) -> str | None:
+    """The date in an E.O. line (``DECL: 02/13/2016``, ``DECL: 2019/12/17`` → 2019-12-17), if
+    it has one; a downgrade instruction's date (``DNG: CO 01/26/2021``) is not it."""
+    return _date_in(_DOWNGRADE.sub(" ", text))
+
+
+def downgrade(text: str) -> dict[str, Any] | None:
+    """``DNG: CO 01/26/2021`` → to CO (CONFIDENTIAL) on 2021-01-26; None without one."""
+    if (match := _DOWNGRADE.search(text)) is None:
+        return None
+    return {"to": match[1], "on": _date_in(match[0]), "text": " ".join(match[0].split())}
+
+
 def clean_subject(text: str) -> str | None:
     """Remove a leading classification marking; None when nothing is left."""
-    subject = _SUBJECT_PREFIX.sub("", text).strip()
+    subject = _SUBJECT_SUFFIX.sub("", _SUBJECT_PREFIX.sub("", text)).strip()
     return subject or None
 
 
@@ -153,30 +92,3 @@ def reasons(text: str) -> list[str]:
             if reason not in found:
                 found.append(reason)
     return found
-
-
-def _split_who(who: str) -> tuple[str | None, str | None]:
-    parts = [p.strip() for p in who.split(",") if p.strip()]
-    if not parts:
-        return None, None
-    if len(parts) > 1 and parts[0].split()[0].upper() not in _TITLE_WORDS:
-        return parts[0], ", ".join(parts[1:]) or None  # "Mary Warlick, Ambassador, State"
-    if len(parts) > 1:  # "Ambassador, John Doe" or "Charge d'Affaires, a.i., John Doe"
-        tail = parts[-1]
-        if tail.split()[0].upper() not in _TITLE_WORDS:
-            return tail, ", ".join(parts[:-1])
-    words = parts[0].split()
-    cut = 0
-    while cut < len(words) - 1 and words[cut].upper().strip(",") in _TITLE_WORDS:
-        cut += 1
-    title = " ".join(words[:cut]) or None
-    name = " ".join(words[cut:]) or None
-    return name, title
-
-
-def classified_by(text: str) -> dict[str, Any]:
-    """Parse the text after ``Classified By:`` into name, title and reasons."""
-    raw = " ".join(text.split())
-    who = _WHO_END.sub("", raw).strip(" ,;.:")
-    name, title = _split_who(who)
-    return {"name": name, "title": title, "reasons": reasons(raw), "raw": raw}

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .text import PAGE_MARKER
+
 PRECEDENCE_LETTERS = {"Z": "FLASH", "O": "IMMEDIATE", "P": "PRIORITY", "R": "ROUTINE"}
 _PRECEDENCE_WORDS = ("NIACT IMMEDIATE", "FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE")
 _MONTHS = {
@@ -38,11 +40,20 @@ DTG = re.compile(
     r" ?(\d{2}|\d{4})\b"
 )
 _ADDRESS_START = re.compile(r"^(FM|TO|INFO|XMT|BT)\b ?(.*)$")
-_RECIPIENT = re.compile(
-    r"^(?:(?P<code>[A-Z][A-Z0-9]{2,11})/)?(?P<name>.+?)"
-    r"(?: (?P<prec>NIACT IMMEDIATE|FLASH|IMMEDIATE|PRIORITY|ROUTINE))?"
-    r"(?: (?P<serial>\d{1,6}(?:-\d{1,6})?))?$"
+# An addressee: ``RUEHC/`` routing code, the name, then a precedence and a serial, both optional.
+_CODE = re.compile(r"[A-Z][A-Z0-9]{2,11}")
+_SERIAL = re.compile(r"\d{1,6}(?:-\d{1,6})?")
+
+
+# A page marker of a converted copy (``PAGE 02 STATE 015113 182333Z``), even where it lands
+# among the addressees, and the labelled fields that follow them when no blank line does.
+_PAGE = re.compile(rf"[ \t]*{PAGE_MARKER}[ \t]*")
+_FIELD_LABEL = re.compile(
+    r"^(?:TAGS?\b|SUBJ(?:ECT)?\s*:|REFS?\s*:|E\.?\s?O\.?\s?1\d{4}|CLASSIFIED BY)", re.I
 )
+
+
+_LABEL_STARTS = frozenset({"TAG", "SUB", "REF", "E.O", "EO ", "E O", "CLA"})
 
 
 @dataclass
@@ -58,6 +69,7 @@ class Header:
     info: list[dict[str, Any]] = field(default_factory=list)
     xmt: list[dict[str, Any]] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    repeated: bool = False
 
 
 def dtg_to_iso(day: int, hour: int, minute: int, month: int, year: int) -> str | None:
@@ -91,15 +103,18 @@ def parse_dtg(line: str) -> tuple[str | None, int | None, str | None]:
 def parse_recipient(text: str) -> dict[str, Any]:
     """``RUEHC/SECSTATE WASHDC PRIORITY 4102`` → code, name, precedence, serial."""
     text = " ".join(text.split())
-    match = _RECIPIENT.match(text)
-    if match is None:  # pragma: no cover - the pattern accepts any non-empty text
-        return {"routing_code": None, "name": text, "precedence": None, "serial": None}
-    return {
-        "routing_code": match["code"],
-        "name": match["name"],
-        "precedence": match["prec"],
-        "serial": match["serial"],
-    }
+    code = precedence = serial = None
+    head, slash, rest = text.partition("/")
+    if slash and rest and _CODE.fullmatch(head):
+        code, text = head, rest
+    last = text.rpartition(" ")
+    if last[0] and _SERIAL.fullmatch(last[2]):
+        serial, text = last[2], last[0]
+    for word in _PRECEDENCE_WORDS:
+        if text.endswith(" " + word) and len(text) > len(word) + 1:
+            precedence, text = word, text[: -len(word) - 1]
+            break
+    return {"routing_code": code, "name": text, "precedence": precedence, "serial": serial}
 
 
 def is_routing_line(line: str) -> bool:
@@ -128,8 +143,14 @@ def _address_line(line: str, header: Header) -> list[dict[str, Any]] | None:
     match = _ADDRESS_START.match(line)
     assert match is not None
     key, rest = match[1], match[2].strip()
+    if "PAGE " in rest:
+        rest = _PAGE.sub("", rest).strip()
     if key == "FM":
-        header.fm = rest or None
+        if header.fm is not None and (header.to or header.info):
+            header.repeated = True  # a copy that repeats the header: its addressees once
+        header.fm = header.fm or rest or None
+        return None
+    if header.repeated:
         return None
     if key == "BT":
         return None
@@ -161,8 +182,11 @@ def parse_header(lines: list[str]) -> Header:
         line = " ".join(raw.split())
         if not line:
             current = None
+        elif current is not None and line[:3].upper() in _LABEL_STARTS and _FIELD_LABEL.match(line):
+            current = None  # TAGS, SUBJECT … right after the addressees
         elif current is not None and not _ADDRESS_START.match(line) and not DTG.match(line):
-            current.append(parse_recipient(line))  # most header lines: one more addressee
+            if not (line.startswith("PAGE ") and _PAGE.fullmatch(line)):
+                current.append(parse_recipient(line))  # most header lines: one more addressee
         elif _routing_line(line, routing):
             seen_routing = True
         elif header.date is None and (dtg := DTG.match(line)) is not None and dtg[1]:

@@ -20,7 +20,7 @@ _HEADER_START = re.compile(r"^(?:VZCZC|DE [A-Z0-9]{3,12} #\d|ZN[YR] [A-Z]{5} ZZH
 
 def join_sections(text: str) -> str:
     """Remove repeated routing headers, section classification lines and trailers."""
-    if not any(mark in text for mark in _MARKS):
+    if not ("SECTION 0" in text or "VZCZC" in text or "NNNN" in text or "\nBT" in text):
         return text
     kept: list[str] = []
     in_header = False
@@ -30,10 +30,12 @@ def join_sections(text: str) -> str:
             continue
         if _TRAILER.match(line):
             continue
-        if _HEADER_START.match(line) or (DTG.match(line) and line[:1] in "ZOPR"):
+        if _HEADER_START.match(line) or (line[:1] in "ZOPR" and DTG.match(line)):
             in_header = True
             continue
-        if "SECTION " in line.upper() and (found := match_class_line(line)) and found.section:
+        if ("ECTION " in line or "ection " in line) and (found := match_class_line(line)):
+            if found.section is None:
+                kept.append(line)
             continue
         kept.append(line)
     return "\n".join(kept)

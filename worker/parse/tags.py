@@ -9,325 +9,7 @@ from __future__ import annotations
 
 import re
 
-# Subject codes of the State Department TAGS list (the ones seen in published cables).
-SUBJECT_CODES = frozenset(
-    [
-        "ABLD",
-        "ABUD",
-        "ADCO",
-        "ADPM",
-        "AEMR",
-        "AFIN",
-        "AFSI",
-        "AFSN",
-        "AGAO",
-        "AINF",
-        "AINR",
-        "AINT",
-        "AJAM",
-        "ALOW",
-        "AMED",
-        "AMGT",
-        "AODE",
-        "AORC",
-        "AORG",
-        "APCS",
-        "APER",
-        "ASCH",
-        "ASEC",
-        "ASIG",
-        "AVERY",
-        "BBSR",
-        "BEXP",
-        "BMGT",
-        "BTIO",
-        "CASC",
-        "CDC",
-        "CJAN",
-        "CMGT",
-        "CPAS",
-        "CVIS",
-        "CVPR",
-        "DEAX",
-        "DHS",
-        "EAGR",
-        "EAID",
-        "EAIR",
-        "ECIN",
-        "ECIP",
-        "ECON",
-        "ECPS",
-        "ECUN",
-        "EDEV",
-        "EFIN",
-        "EFIS",
-        "EIND",
-        "EINT",
-        "EINV",
-        "ELAB",
-        "ELTN",
-        "EMIN",
-        "ENGR",
-        "ENIV",
-        "ENRG",
-        "ENVI",
-        "ENVR",
-        "EPET",
-        "ESTH",
-        "ETRC",
-        "ETRD",
-        "ETTC",
-        "EUNCH",
-        "EWWT",
-        "EXIM",
-        "GTIP",
-        "HHS",
-        "IIP",
-        "INRA",
-        "INRB",
-        "INRO",
-        "KAWC",
-        "KAWK",
-        "KBCT",
-        "KBIO",
-        "KBTR",
-        "KBTS",
-        "KCFE",
-        "KCGC",
-        "KCIP",
-        "KCOM",
-        "KCOR",
-        "KCRM",
-        "KCRS",
-        "KDEM",
-        "KDRG",
-        "KENV",
-        "KESS",
-        "KFIN",
-        "KFLO",
-        "KFLU",
-        "KFRD",
-        "KGCC",
-        "KGHG",
-        "KGIC",
-        "KGIT",
-        "KHDP",
-        "KHIV",
-        "KHLS",
-        "KHUM",
-        "KICC",
-        "KIDE",
-        "KIFR",
-        "KIPR",
-        "KIRC",
-        "KIRF",
-        "KISL",
-        "KJUS",
-        "KLIG",
-        "KMCA",
-        "KMDR",
-        "KMPI",
-        "KNAR",
-        "KNEI",
-        "KNNP",
-        "KNPP",
-        "KNSD",
-        "KOCI",
-        "KOLY",
-        "KOMC",
-        "KPAI",
-        "KPAL",
-        "KPAO",
-        "KPKO",
-        "KPLS",
-        "KPOA",
-        "KPRP",
-        "KPRV",
-        "KRAD",
-        "KRFD",
-        "KRIM",
-        "KRVC",
-        "KSAC",
-        "KSCA",
-        "KSCI",
-        "KSEC",
-        "KSEO",
-        "KSPR",
-        "KSTC",
-        "KSTH",
-        "KSUM",
-        "KTDB",
-        "KTEX",
-        "KTFN",
-        "KTIA",
-        "KTIP",
-        "KTLA",
-        "KTRD",
-        "KUNR",
-        "KVPR",
-        "KWBG",
-        "KWMN",
-        "KWNM",
-        "LOTT",
-        "MAAR",
-        "MARR",
-        "MASC",
-        "MASS",
-        "MCAP",
-        "MEPP",
-        "MILI",
-        "MNUC",
-        "MOPS",
-        "MPOS",
-        "MTCRE",
-        "NARC",
-        "OEXC",
-        "OFDP",
-        "OIIP",
-        "OPDC",
-        "OPRC",
-        "OREP",
-        "OSCI",
-        "OTRA",
-        "OVIP",
-        "PARM",
-        "PBIO",
-        "PBTS",
-        "PCUL",
-        "PDEM",
-        "PEPR",
-        "PGOV",
-        "PHSA",
-        "PHUM",
-        "PINL",
-        "PINR",
-        "PINS",
-        "PINT",
-        "PKPO",
-        "PMIL",
-        "PNAT",
-        "PNUC",
-        "POGOV",
-        "POLM",
-        "POLINT",
-        "PREF",
-        "PREL",
-        "PREO",
-        "PROG",
-        "PROP",
-        "PSEC",
-        "PSOE",
-        "PTER",
-        "PTERM",
-        "SCUL",
-        "SENV",
-        "SMIG",
-        "SNAR",
-        "SOCI",
-        "SPCE",
-        "SPCVIS",
-        "SSCI",
-        "TBIO",
-        "TFIN",
-        "TINT",
-        "TIP",
-        "TNGD",
-        "TPHY",
-        "TRGY",
-        "TSPA",
-        "TSPL",
-        "TTRD",
-    ]
-)
-
-ORGANISATION_CODES = frozenset(
-    [
-        "AMU",
-        "APEC",
-        "ARF",
-        "ASEAN",
-        "AU",
-        "BRICS",
-        "CARICOM",
-        "CE",
-        "CFE",
-        "CICTE",
-        "CIS",
-        "CTBTO",
-        "EAC",
-        "ECOWAS",
-        "EEB",
-        "EU",
-        "EUN",
-        "EUR",
-        "FAO",
-        "FARC",
-        "FATF",
-        "G8",
-        "G20",
-        "GCC",
-        "GTMO",
-        "IAEA",
-        "IBRD",
-        "ICAO",
-        "ICC",
-        "ICJ",
-        "ICRC",
-        "ICTY",
-        "IDB",
-        "IEA",
-        "IFAD",
-        "ILO",
-        "IMF",
-        "IMO",
-        "INTERPOL",
-        "IO",
-        "IOM",
-        "ISAF",
-        "LAS",
-        "MEPI",
-        "MERCOSUR",
-        "MFO",
-        "MINUSTAH",
-        "MONUC",
-        "NAM",
-        "NATO",
-        "NSG",
-        "OAS",
-        "OAU",
-        "OECD",
-        "OIC",
-        "OPCW",
-        "OPEC",
-        "OSCE",
-        "PA",
-        "PIF",
-        "SADC",
-        "SCO",
-        "UN",
-        "UNAMA",
-        "UNAMI",
-        "UNDP",
-        "UNEP",
-        "UNESCO",
-        "UNFICYP",
-        "UNGA",
-        "UNHCR",
-        "UNHRC",
-        "UNICEF",
-        "UNIFIL",
-        "UNMIK",
-        "UNMIS",
-        "UNO",
-        "UNSC",
-        "USEU",
-        "WB",
-        "WFP",
-        "WHO",
-        "WIPO",
-        "WTO",
-    ]
-)
+from .tag_codes import ORGANISATION_CODES, SUBJECT_CODES
 
 # Alone on a TAGS line these are organisations, not the countries of the same letters.
 _TWO_LETTER_ORGS = frozenset({"EU", "UN", "AU", "PA"})
@@ -391,28 +73,122 @@ def repair(word: str) -> tuple[list[str], str | None]:
     return [word], None
 
 
+# Country codes of other lists that the TAGS list spells otherwise: RU is no TAGS code; Russia is RS.
+_COUNTRY_ALIASES = {"RU": "RS"}
+_WORD = re.compile(r"[A-Z][A-Z'-]{2,}")
+_PERSON_IN_PARENS = re.compile(r"\(\s*([A-Z][A-Z'-]{1,30}),\s*([A-Z][A-Z'. -]{1,40}?)\s*\)")
+_PLACEHOLDER = re.compile(r"PERSON\d{1,2}")
+
+
 def parse_tags(text: str) -> tuple[list[dict[str, str]], list[str]]:
     """Parse the value of a TAGS line: the tag objects and notes on what was repaired."""
     value = _LABEL.sub("", text).upper()
     tags: list[str] = []
     notes: list[str] = []
+    # ``OVIP (STEINBERG, JAMES B.)``: a person in parentheses, whatever the separators
+    persons: list[str] = []
+    if "(" in value:
+        persons = [f"{m[1]}, {m[2].strip()}" for m in _PERSON_IN_PARENS.finditer(value)]
+        value = _PERSON_IN_PARENS.sub(
+            lambda m: f" PERSON{persons.index(f'{m[1]}, {m[2].strip()}')} ", value
+        )
+    written = _Written(value)
+    tokens = _TOKEN.findall(value)
+    if not persons and all(t in KNOWN or (len(t) == 2 and t.isalpha()) for t in tokens):
+        tags = tokens  # codes only, the common line: nothing to join, repair or read as a person
+    elif value.count(",") >= 2 or ", " not in value:  # commas separate tags, or none are used
+        pieces = [p for p in value.split(",") if p.strip()]
+        for index, piece in enumerate(pieces):
+            visit = index > 0 and _ends_visit(pieces[index - 1])
+            _piece(piece, tags, notes, written, after_visit=visit)
+    else:  # ``CLINTON, HILLARY``: the one comma is a person tag's
+        _person_tags(value, tags, notes, written)
+    if persons:
+        tags = [persons[int(t[6:])] if _PLACEHOLDER.fullmatch(t) else t for t in tags]
+    unique = dict.fromkeys(_COUNTRY_ALIASES.get(t, t) for t in tags)
+    for alias, code in _COUNTRY_ALIASES.items():
+        if alias in tags:
+            notes.append(f"read tag {alias!r} as {code!r}: {alias} is no code of the TAGS list")
+    return [{"code": t, "kind": _kind(t)} for t in unique], notes
+
+
+class _Written:
+    """The codes written on the line, split out only when a repair needs to know them."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self._codes: frozenset[str] | None = None
+
+    def __contains__(self, code: object) -> bool:
+        if self._codes is None:
+            self._codes = frozenset(_TOKEN.findall(self.value))
+        return code in self._codes
+
+
+def _ends_visit(piece: str) -> bool:
+    words = piece.split()
+    return bool(words) and words[-1] == "OVIP"
+
+
+def _person_tags(value: str, tags: list[str], notes: list[str], written: _Written) -> None:
     pos = search = 0
     while (match := _PERSON.search(value, search)) is not None:
         first, second = match[1], match[2]
         if _is_code(first) or _is_code(second.split()[0]):
             search = match.start(2)
             continue
-        _tokens(value[pos : match.start()], tags, notes)
+        _piece(value[pos : match.start()], tags, notes, written)
         tags.append(f"{first}, {second}")
         pos = search = match.end()
-    _tokens(value[pos:], tags, notes)
-    unique = dict.fromkeys(tags)
-    return [{"code": t, "kind": _kind(t)} for t in unique], notes
+    _piece(value[pos:], tags, notes, written)
 
 
-def _tokens(text: str, tags: list[str], notes: list[str]) -> None:
-    for token in _TOKEN.findall(text):
-        codes, note = repair(token.strip("-'/"))
+def _unknown(token: str) -> bool:
+    """A word that is no code and no misspelling of one: part of a tag written out."""
+    if _is_code(token) or _WORD.fullmatch(token) is None or _PLACEHOLDER.fullmatch(token):
+        return False
+    return repair(token)[1] is None
+
+
+def _piece(
+    text: str,
+    tags: list[str],
+    notes: list[str],
+    written: _Written,
+    *,
+    after_visit: bool = False,
+) -> None:
+    """Codes one by one; words written out run together into one tag (``ORGANIZED CRIME``,
+    ``USEU BRUSSELS`` after an organisation's code), two of them after OVIP (a visit) into a
+    person tag (``BIDEN, JOSEPH``, ``STEINBERG, JAMES B.``). A three-letter word is an acronym
+    (``UAE``): it may open such a run, never continue one."""
+    run: list[str] = []
+    previous = "OVIP" if after_visit else ""
+    for token in [t.strip("-'/") for t in _TOKEN.findall(text)]:
+        if token and _unknown(token) and not (run and len(token) == 3):
+            if not run and tags and tags[-1] == previous and _kind(previous) == "organisation":
+                run.append(tags.pop())
+            run.append(token)
+            continue
+        if len(token) == 1 and token.isalpha() and len(run) == 2 and previous == "OVIP":
+            run.append(token + ".")  # a middle initial
+            continue
+        _flush(run, tags, person=previous == "OVIP")
+        run = []
+        if not token:
+            continue
+        codes, note = repair(token)
+        if note and len(codes) == 1 and codes[0] in written:
+            codes, note = [token], None  # ``EREL … PREL``: not a misspelling of a tag beside it
         tags.extend(c for c in codes if c)
         if note:
             notes.append(note)
+        previous = token
+    _flush(run, tags, person=previous == "OVIP")
+
+
+def _flush(run: list[str], tags: list[str], *, person: bool) -> None:
+    if person and (len(run) == 2 or (len(run) == 3 and run[2].endswith("."))):
+        tags.append(f"{run[0]}, {' '.join(run[1:])}")
+    elif run:
+        tags.append(" ".join(run))

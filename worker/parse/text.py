@@ -41,7 +41,40 @@ _MOJIBAKE_HINT = re.compile("[\u00c2\u00c3\u00e2][\u0080-\u00bf\u201a-\u203a\u01
 # zero-padded serial, then the page. Alone on its line in the teletype copies.
 # The parts after the station: what the parser of a flattened copy looks for as well.
 SECTION_NUMBERS = r"0{2,}\d{1,8} +\d{3}(?:\.\d)? +OF +\d{3}"
-_SECTION_MARKER = re.compile(rf"\n[ \t]*[A-Z][A-Z .'-]{{1,40}} {SECTION_NUMBERS}[ \t]*(?=\n)")
+# Alone on its line the station is a few words; run into a line of text, the words before it
+# are the text's, and only a reader who knows the station can cut it (:func:`drop_markers`).
+_MARKER_AT = re.compile(r" 0{2,}\d{1,8} +\d{3}(?:\.\d)? +(?:OF|of|Of) +\d{3}(?!\d)")
+_STATION_ALONE = re.compile(r"[A-Za-z][A-Za-z.'-]*(?: [A-Za-z][A-Za-z.'-]*){0,2}")
+
+
+def _markers(text: str) -> list[tuple[int, int, int, int]]:
+    """Section markers in ``text``: (line start, marker start, marker end, line end). Found from
+    the zeros of their serial with a string search, then checked: no regex scan of it all."""
+    found: list[tuple[int, int, int, int]] = []
+    pos = text.find(" 00")
+    while pos >= 0:
+        if (marker := _MARKER_AT.match(text, pos)) is not None:
+            start = text.rfind("\n", 0, pos) + 1
+            end = text.find("\n", marker.end())
+            found.append((start, pos, marker.end(), len(text) if end < 0 else end))
+            pos = marker.end()
+        pos = text.find(" 00", pos + 1)
+    return found
+
+
+def _drop_section_lines(text: str) -> str:
+    """Remove the lines that are a section marker alone."""
+    kept: list[str] = []
+    done = 0
+    for start, marker, marker_end, end in _markers(text):
+        if start < done or text[marker_end:end].strip(" \t"):
+            continue
+        if _STATION_ALONE.fullmatch(text[start:marker].strip(" \t")):
+            kept.append(text[done:start])
+            done = min(end + 1, len(text))
+    return "".join(kept) + text[done:] if kept else text
+
+
 # ``PAGE 02 HARARE 06677 01 OF 03 291400Z`` (PDF conversions): the text after the DTG belongs
 # to the running text, so only the marker itself goes (with its line break, if alone on it).
 PAGE_MARKER = r"PAGE \d{2,3} +[A-Z][A-Z .'-]{1,40}? +\d{2,8}(?: +\d{2} +OF +\d{2})? +\d{6}Z?"
@@ -80,17 +113,32 @@ def normalize(raw: str, *, has_controls: bool = True) -> str:
     if "&" in text:
         text = html.unescape(text)
     # Trailing blanks stay: every reader below tolerates them.
-    has_section, has_page = " OF 0" in text, "PAGE " in text
+    has_section, has_page = " 00" in text, "PAGE " in text
     if not (has_section or has_page):
         return text
     text = "\n" + text + "\n"
     # A marker's line goes whole: a sentence or a SUBJECT wrapped across a page break joins up.
     if has_section:
-        text = _SECTION_MARKER.sub("", text)
+        text = _drop_section_lines(text)
     if has_page:
         text = _PAGE_CLASSIFICATION.sub("", text)
         text = _PAGE_MARKER.sub("\n", text)
     return text[1:-1]
+
+
+def drop_markers(text: str, lines: list[str], station: str) -> list[str]:
+    """Section markers of ``station`` run into a line of text (``… TO WASHINGTON BRASILIA
+    00000351 001.2 OF 003``) cut out of it, case aside (``Ankara 00000536 002 of 002``)."""
+    spans = _markers(text)
+    if not spans:
+        return lines
+    marker = re.compile(rf"[ \t]*\b{re.escape(station)} +{SECTION_NUMBERS}\b", re.I)
+    lines = list(lines)
+    for start, _, _, _ in spans:
+        index = text.count("\n", 0, start)
+        if index < len(lines):
+            lines[index] = marker.sub("", lines[index])
+    return lines
 
 
 def _from_html(page: str) -> str:
