@@ -15,7 +15,7 @@ from worker.intake.envelope import IntakeError
 from worker.intake.producer import Producer
 from worker.intake.sources import count_hint
 from worker.logs import configure_logging
-from worker.queue.app import INTAKE_QUEUE, app, celery_config, sink_queue
+from worker.queue.app import app, celery_config, consumed_queues
 from worker.routing.config import load_config
 from worker.settings import Settings
 from worker.sinks import build_sinks
@@ -76,7 +76,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     app.conf.update(celery_config(settings, config))  # the app was made before --config
     app.conf["cable_ingest_settings"] = settings
     app.conf["cable_ingest_config"] = config
-    queues = args.queues or ",".join([INTAKE_QUEUE, *map(sink_queue, config.sinks)])
+    queues = args.queues or ",".join(consumed_queues(config))
     concurrency = args.concurrency or settings.worker_concurrency
     app.worker_main(worker_argv(settings, queues, concurrency, settings.log_level))
     return 0
@@ -122,7 +122,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     enqueue.add_argument("--strict", action="store_true", help="exit 1 when any input was rejected")
     enqueue.set_defaults(func=cmd_enqueue)
 
-    worker = sub.add_parser("worker", help="run a worker (intake and every sink's queue)")
+    worker = sub.add_parser("worker", help="run a worker (intake, every sink's queue, reparse)")
     worker.add_argument("-Q", "--queues", help="comma-separated queues (default: all)")
     worker.add_argument("-c", "--concurrency", type=int, help="worker processes")
     worker.add_argument("--config", metavar="FILE", help="sinks and rules (TOML)")

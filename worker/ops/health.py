@@ -174,10 +174,10 @@ def check_database(settings: Settings) -> str | None:
 
 
 def queue_names(settings: Settings) -> list[str]:
-    """Intake and every configured sink's queue."""
-    from worker.queue.app import INTAKE_QUEUE, sink_queue  # noqa: PLC0415 - the app imports us
+    """Intake, every configured sink's queue and reparse."""
+    from worker.queue.app import consumed_queues  # noqa: PLC0415 - the app imports us
 
-    return [INTAKE_QUEUE, *map(sink_queue, load_config(settings.config_file).sinks)]
+    return consumed_queues(load_config(settings.config_file))
 
 
 def queue_depths(app: Celery, names: list[str]) -> dict[str, int]:

@@ -25,7 +25,8 @@ from celery import Celery
 from sqlalchemy import func, inspect, select
 
 from worker.ops.inspect import QueueInfo, WorkerInfo, inspect_queues, workers_online
-from worker.queue.app import INTAKE_QUEUE, create_app, sink_queue
+from worker.queue.app import consumed_queues, create_app, sink_queue
+from worker.queue.order import REPARSE_QUEUE
 from worker.routing.config import Config
 from worker.settings import Settings, redact_url
 from worker.storage import DeadLetterStore
@@ -106,7 +107,7 @@ def collect_status(settings: Settings, app: Celery | None = None) -> Status:
     """Read the broker and the database now; BrokerUnavailableError, TransientSinkError…"""
     app = app or create_app(settings)
     config: Config = app.conf["cable_ingest_config"]
-    names = [INTAKE_QUEUE, *map(sink_queue, config.sinks)]
+    names = consumed_queues(config)
     at = datetime.now(UTC)
     queues = inspect_queues(app, settings, names, at.timestamp())
     workers = workers_online(app)
@@ -192,6 +193,10 @@ def _known(value: int | None) -> str:
     return NA if value is None else str(value)
 
 
+def _shown(value: int | str | None) -> str:
+    return value if isinstance(value, str) else _known(value)
+
+
 def _workers(workers: list[WorkerInfo] | None) -> str:
     if workers is None:
         return f"{NA} (the embedded broker has no broadcast: check the worker processes)"
@@ -224,15 +229,19 @@ def render(status: Status, width: int = 0) -> list[str]:
         if queue.oldest_age_s is not None and queue.depth:
             oldest = human_age(queue.oldest_age_s)
         sink = by_name.get(queue.name)
-        if sink is None:  # the intake queue
+        done: int | str | None
+        dead: int | str | None
+        if queue.name == REPARSE_QUEUE:  # its runs are shown below the table
+            done, ok, dead = "-", "-", "-"
+        elif sink is None:  # the intake queue
             done, ok, dead = status.intake_settled_last_window, "-", status.intake_dead_letters
         else:
             done, dead = sink.receipts_last_window, sink.dead_letters
             ok = NA if status.dead_letters is None else "never"
             if sink.last_success is not None:
                 ok = human_age((status.at - sink.last_success).total_seconds()) + " ago"
-        row = (queue.name, str(queue.depth), str(queue.unacked), oldest, _known(done), ok)
-        rows.append((*row, _known(dead)))
+        row = (queue.name, str(queue.depth), str(queue.unacked), oldest, _shown(done), ok)
+        rows.append((*row, _shown(dead)))
     stages = status.dead_letters
     letters = NA
     if stages is not None:

@@ -18,6 +18,7 @@ from kombu.serialization import register
 from worker import logs
 from worker.ops import health, metrics
 from worker.queue import broker
+from worker.queue.order import REPARSE_QUEUE
 from worker.routing.config import Config, load_config
 from worker.settings import Settings
 from worker.storage import upgrade
@@ -25,6 +26,7 @@ from worker.storage import upgrade
 SERIALIZER = "orjson"
 INGEST_TASK = "cable_ingest.ingest"
 DELIVER_TASK = "cable_ingest.deliver"
+REPARSE_TASK = "cable_ingest.reparse"
 INTAKE_QUEUE = "intake"
 FILESYSTEM_POLLING_S = 0.01
 PUBLISH_RETRY_POLICY = {
@@ -46,6 +48,11 @@ broker.register()
 def sink_queue(sink: str) -> str:
     """The queue a sink's deliveries wait on."""
     return f"sink.{sink}"
+
+
+def consumed_queues(config: Config) -> list[str]:
+    """Every queue a worker consumes by default: intake, each sink's, and reparse."""
+    return [INTAKE_QUEUE, *map(sink_queue, config.sinks), REPARSE_QUEUE]
 
 
 PUBLISHED_AT = "published_at"
@@ -107,13 +114,17 @@ def celery_config(settings: Settings, config: Config) -> dict[str, Any]:
         "broker_connection_max_retries": None,
         # messages only go where they are routed: intake, or one queue per sink
         "task_default_queue": INTAKE_QUEUE,
-        # a plain `celery -A worker.app worker` consumes intake and every sink's queue
+        # a plain `celery -A worker.app worker` consumes intake, every sink's queue and
+        # reparse (taken from only when the others are empty: worker/queue/order.py)
         "task_queues": [
             Queue(name, Exchange(name, type="direct"), routing_key=name)
-            for name in (INTAKE_QUEUE, *map(sink_queue, config.sinks))
+            for name in consumed_queues(config)
         ],
         "task_create_missing_queues": True,
-        "task_routes": {INGEST_TASK: {"queue": INTAKE_QUEUE}},
+        "task_routes": {
+            INGEST_TASK: {"queue": INTAKE_QUEUE},
+            REPARSE_TASK: {"queue": REPARSE_QUEUE},
+        },
         # a parse is bounded; a batch that runs away is killed and its message redelivered
         "task_soft_time_limit": settings.task_time_limit,
         "task_time_limit": settings.task_time_limit + 30,
