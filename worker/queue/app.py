@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 app = create_app()
 app.autodiscover_tasks(["worker.queue"], related_name="tasks", force=True)
+app.autodiscover_tasks(["worker.queue"], related_name="reparse", force=True)
 
 
 @signals.setup_logging.connect

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from worker.routing.config import Config
 from worker.settings import Settings
 from worker.sinks import Sink, build_sinks
-from worker.storage import DeadLetterStore, ReceiptStore
+from worker.storage import CableStore, DeadLetterStore, ReceiptStore
+from worker.storage.reparse import ReparseStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,8 @@ class Runtime:
     dead_letters: DeadLetterStore
     receipts: ReceiptStore
     pid: int
+    cables: CableStore  # the reparse task's writes (ingest writes through the sinks)
+    reparse: ReparseStore
 
     @classmethod
     def build(cls, settings: Settings, config: Config) -> Runtime:
@@ -37,6 +40,8 @@ class Runtime:
             dead_letters=DeadLetterStore(settings.database_url),
             receipts=receipts,
             pid=os.getpid(),
+            cables=CableStore(settings.database_url),
+            reparse=ReparseStore(settings.database_url),
         )
 
     def close(self) -> None:
@@ -45,6 +50,8 @@ class Runtime:
             sink.close()
         self.dead_letters.close()
         self.receipts.close()
+        self.cables.close()
+        self.reparse.close()
 
 
 _current: Runtime | None = None
