@@ -1,7 +1,7 @@
 """The ``cable-ingest`` command line: one subcommand per job, each a thin call into the core.
 
 Each module of this package registers its subcommands: :mod:`.parse` (``parse``, ``validate``),
-:mod:`.generate`, :mod:`.store`, :mod:`.queue`, :mod:`.observe`, :mod:`.status`.
+:mod:`.generate`, :mod:`.store`, :mod:`.queue`, :mod:`.reparse`, :mod:`.observe`, :mod:`.status`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import queue  # noqa: PLC0415
 
     queue.register(sub)
+    from . import reparse  # noqa: PLC0415 - imports the Celery app too (see above)
+
+    reparse.register(sub)
     from . import observe  # noqa: PLC0415 - imports the Celery app too (see above)
 
     observe.register(sub)
