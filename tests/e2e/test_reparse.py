@@ -243,9 +243,10 @@ def test_an_original_that_no_longer_parses_is_a_parse_dead_letter(world: World) 
 
 
 def test_a_killed_reparse_resumes_and_settles_every_cable_once(world: World) -> None:
-    """SIGKILL of the command mid-run (its workers stop with it); the same command again says
-    it resumes, sends only what was not done, and every cable ends revised exactly once: one
-    revision each, one `reparsed` event each over both runs' worker logs."""
+    """SIGKILL of the command mid-run (its workers stop with it); `status` shows the run
+    unfinished; the same command again says it resumes, sends only what was not done, and every
+    cable ends revised exactly once: one revision each, one `reparsed` event each over both
+    runs' worker logs."""
     refs = _store(world, 240)
     _change(world, refs, subject="WHAT THE OLD PARSER READ")
     env = {**world.env, "CABLE_INGEST_BATCH_SIZE": "4"}
@@ -263,6 +264,16 @@ def test_a_killed_reparse_resumes_and_settles_every_cable_once(world: World) -> 
     assert alive == []  # told to stop when the command died
     settled = _scalar(world, done)
     assert 0 < settled < len(refs)
+    status = subprocess.run(
+        [sys.executable, "-m", "worker", "status", "--json"], env=env, capture_output=True,
+        timeout=RUN_TIMEOUT_S, check=True, cwd=world.folder,
+    )  # fmt: skip
+    [shown] = orjson.loads(status.stdout)["reparse"]  # unfinished: listed until resumed
+    assert (shown["selection"], shown["total"], shown["pending"]) == (
+        "all",
+        len(refs),
+        len(refs) - settled,
+    )
 
     run = subprocess.run(
         command, env=env, capture_output=True, timeout=RUN_TIMEOUT_S, check=False,

@@ -7,7 +7,10 @@ JSON-ready values. Throughput counts the last :data:`WINDOW_S` seconds:
 * intake: envelopes settled, i.e. the distinct message ids with a receipt from a storage sink,
   plus the dead letters of the stages that end an envelope (intake, parse, validate,
   ``sink:<storage sink>``) last seen in the window;
-* each sink: its receipts in the window, whatever the outcome (``withheld`` included).
+* each sink: its receipts in the window, whatever the outcome (``withheld`` included);
+* reparse: items of unfinished reparse runs settled (each run's progress is listed below
+  the table, until the run finishes; a run whose command was killed stays listed until the
+  same command resumes and finishes it).
 
 The last success of a sink is its latest receipt with outcome delivered, inserted, unchanged
 or revised (not ``withheld``: nothing was sent). Nothing is written anywhere: a database that
@@ -25,12 +28,14 @@ from celery import Celery
 from sqlalchemy import func, inspect, select
 
 from worker.ops.inspect import QueueInfo, WorkerInfo, inspect_queues, workers_online
+from worker.ops.reparse import reparse_lines, reparse_runs
 from worker.queue.app import consumed_queues, create_app, sink_queue
 from worker.queue.order import REPARSE_QUEUE
 from worker.routing.config import Config
 from worker.settings import Settings, redact_url
 from worker.storage import DeadLetterStore
 from worker.storage.engine import Database, utc_iso
+from worker.storage.reparse import Progress
 from worker.storage.schema import dead_letters, receipts
 
 WINDOW_S = 60
@@ -66,6 +71,7 @@ class Status:
     sinks: list[SinkStatus]
     dead_letters: dict[str, int] | None  # by stage; None: unknown
     notes: list[str] = field(default_factory=list)
+    reparse: list[Progress] | None = None  # unfinished reparse runs; None: unknown
 
     @property
     def intake_dead_letters(self) -> int | None:
@@ -91,6 +97,9 @@ class Status:
             },
             "sinks": sinks,
             "dead_letters": self.dead_letters,
+            "reparse": None
+            if self.reparse is None
+            else [{**r.as_dict(), "settled_last_window": r.done_since} for r in self.reparse],
             "notes": list(self.notes),
         }
 
@@ -101,6 +110,7 @@ class _Figures:
     settled: int
     last_success: dict[str, datetime]
     dead_by_stage: dict[str, int]
+    reparse: list[Progress]
 
 
 def collect_status(settings: Settings, app: Celery | None = None) -> Status:
@@ -120,7 +130,7 @@ def collect_status(settings: Settings, app: Celery | None = None) -> Status:
     figures = _read_database(settings.database_url, storage, at - timedelta(seconds=WINDOW_S))
     if figures is None:
         notes.append("the database has no tables yet (`cable-ingest migrate` makes them)")
-    figs, known = figures or _Figures({}, 0, {}, {}), figures is not None
+    figs, known = figures or _Figures({}, 0, {}, {}, []), figures is not None
     sinks = [
         SinkStatus(
             *(sink.name, sink.type, sink_queue(sink.name)),
@@ -141,6 +151,7 @@ def collect_status(settings: Settings, app: Celery | None = None) -> Status:
         sinks=sinks,
         dead_letters=figs.dead_by_stage if known else None,
         notes=notes,
+        reparse=figs.reparse if known else None,
     )
 
 
@@ -174,7 +185,8 @@ def _read_database(url: str, storage: list[str], since: datetime) -> _Figures | 
             by_sink = {s: int(n) for s, n in conn.execute(recent.group_by(receipts.c.sink))}
             done = int(conn.execute(settled).scalar_one()) + int(conn.execute(failed).scalar_one())
             successes = {s: at for s, at in conn.execute(last) if at is not None}
-        return _Figures(by_sink, done, successes, letters.counts_by_stage())
+        runs = reparse_runs(db, url, since)
+        return _Figures(by_sink, done, successes, letters.counts_by_stage(), runs)
     finally:
         letters.close()
         db.dispose()
@@ -231,8 +243,9 @@ def render(status: Status, width: int = 0) -> list[str]:
         sink = by_name.get(queue.name)
         done: int | str | None
         dead: int | str | None
-        if queue.name == REPARSE_QUEUE:  # its runs are shown below the table
-            done, ok, dead = "-", "-", "-"
+        if queue.name == REPARSE_QUEUE:  # its runs are listed below the table
+            recent = None if status.reparse is None else sum(r.done_since for r in status.reparse)
+            done, ok, dead = recent, "-", "-"
         elif sink is None:  # the intake queue
             done, ok, dead = status.intake_settled_last_window, "-", status.intake_dead_letters
         else:
@@ -257,9 +270,10 @@ def render(status: Status, width: int = 0) -> list[str]:
         *_table(rows),
         "",
         f"dead letters by stage: {letters}",
+        *reparse_lines(status.reparse or [], status.at, human_age),
         f"WAITING, UNACKED: broker messages (intake: up to {status.batch_size} cables each)",
-        f"LAST {WINDOW_S}S: cables settled (intake), receipts (sinks); LAST OK: last success;"
-        " DEAD: dead letters held",
+        f"LAST {WINDOW_S}S: cables settled (intake, reparse), receipts (sinks); LAST OK: last"
+        " success; DEAD: dead letters held",
         *(f"note: {note}" for note in status.notes),
     ]
     if width > 0:
