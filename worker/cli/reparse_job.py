@@ -110,7 +110,8 @@ class ReparseSummary:
             lines += _listed(self.not_stored)
         if self.pending:
             lines.append(f"NO OUTCOME:        {self.pending:,} (run the same command to resume)")
-        lines.append(f"time:              {self.seconds:,.1f} s ({rate:,.0f} cables/s)")
+        started = ", workers' start-up included" if self.worker_log else ""
+        lines.append(f"time:              {self.seconds:,.1f} s ({rate:,.0f} cables/s{started})")
         if self.worker_log:
             lines.append(f"worker log:        {self.worker_log}")
         return lines
@@ -152,7 +153,7 @@ def reparse_job(
         )  # fmt: skip
         if on_progress is not None:
             on_progress(progress)
-        with ExitStack() as stack:
+        with ExitStack() as stack:  # the workers started here stop when it closes
             if progress.pending:
                 process, summary.worker_log = _workers(settings, workers, stack, echo)
                 summary.enqueued = _enqueue(settings, ledger, progress.run_id)
@@ -160,11 +161,11 @@ def reparse_job(
                     ledger, progress, process,
                     stall_timeout=stall_timeout, echo=echo, on_progress=on_progress,
                 )  # fmt: skip
-        if progress.pending == 0:
-            ledger.finish(progress.run_id)
+            if progress.pending == 0:
+                ledger.finish(progress.run_id)
+            summary.seconds = time.monotonic() - started
         summary.counts = dict(progress.counts)
         summary.no_original = ledger.with_outcome(progress.run_id, NO_ORIGINAL)
-        summary.seconds = time.monotonic() - started
         return summary
     finally:
         ledger.close()
@@ -178,7 +179,9 @@ def _workers(
     redis = is_redis(settings.broker_url)
     count = workers if workers is not None else (0 if redis else settings.worker_concurrency)
     if count == 0:
-        if redis and not workers_online(create_app(settings)):
+        if not redis:  # no broadcast on the embedded broker: nobody can be asked
+            echo("--workers 0: the items wait on the reparse queue until a worker consumes it")
+        elif not workers_online(create_app(settings)):
             echo(
                 "no worker answered: the items wait on the reparse queue until one consumes it"
                 " (start `cable-ingest worker`, or pass --workers N)"

@@ -98,7 +98,6 @@ def _reparse(runtime: Runtime, run_id: str, reference_ids: Sequence[str]) -> Non
         outcome = rederive(envelope, reference_id)
         metrics.observe("reparse", time.perf_counter() - started)
         if isinstance(outcome, Parsed):
-            metrics.parsed()
             parsed.append(outcome)
         else:
             batch.failures.append(outcome)
