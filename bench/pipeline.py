@@ -7,7 +7,9 @@ Measured on this machine, each on a fresh broker database and a fresh storage da
 3. end to end: enqueue -> broker -> one worker with 2 processes -> storage, on Redis with
    SQLite and with PostgreSQL, and (4) on the embedded filesystem broker with SQLite;
 5. latency at a steady offered load of half the measured Redis + SQLite rate;
-6. optionally (``--soak N``), worker memory over an N-cable run (first tenth vs the end).
+6. optionally (``--soak N``), worker memory over an N-cable run (first tenth vs the end);
+7. reparse: the cables of an end-to-end Redis + SQLite run re-derived from their originals
+   (:mod:`bench.reparse`), and its rate against the end-to-end row's.
 
 Cables come from :mod:`worker.intake.generate` (the dev corpus renumbered, so every run stores new
 cables of the corpus's size distribution). Rates are cables per second from the first enqueue
@@ -45,6 +47,7 @@ from sqlalchemy.engine import make_url
 from bench.corpus import corpus_files
 from bench.parse_speed import full_parse
 from bench.parse_speed import measure as measure_parse
+from bench.reparse import measure_reparse
 from worker.cli.run import start_workers, stop_workers
 from worker.intake.envelope import make_envelope
 from worker.intake.generate import generate, load_templates
@@ -321,6 +324,29 @@ def _percentile(values: Sequence[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def reparse(env: dict[str, str], cables: Iterator[tuple[str, str]], count: int) -> Sample:
+    """Store ``count`` cables end to end, then re-derive them from their originals."""
+    pipeline(env, cables, count)
+    measured = measure_reparse(env, WARM_UP, count, WORKER_PROCESSES)
+    return Sample(count, measured.seconds, cpu_s=measured.cpu_s, busy=measured.busy)
+
+
+def _reparse_row(samples: list[Sample], reference: list[Sample] | None) -> str:
+    """The reparse row: its rate, worker CPU, and the ratio to end-to-end ingest."""
+    rate = statistics.median(s.rate for s in samples)
+    cpu = statistics.median(s.cpu_s / s.cables * 1000 for s in samples)
+    busy = statistics.median(s.busy for s in samples)
+    line = (
+        f"  reparse of {samples[0].cables:,} stored cables, redis+sqlite: {rate:,.0f} cables/s"
+        f" ({min(s.rate for s in samples):,.0f}-{max(s.rate for s in samples):,.0f}),"
+        f" worker CPU {cpu:.2f} ms/cable, machine {busy:.0%} busy"
+    )
+    if reference:
+        ingest = statistics.median(s.rate for s in reference)
+        line += f"; / end-to-end redis+sqlite {ingest:,.0f} = {rate / ingest:.0%} (target 80%)"
+    return line
+
+
 Scenario = Callable[[dict[str, str], Iterator[tuple[str, str]], int], Sample]
 SCENARIOS: list[tuple[str, str, str, Scenario]] = [
     ("no-op task redis", "redis", "sqlite", noop),
@@ -328,6 +354,7 @@ SCENARIOS: list[tuple[str, str, str, Scenario]] = [
     ("end-to-end redis+sqlite", "redis", "sqlite", pipeline),
     ("end-to-end redis+postgresql", "redis", "postgresql", pipeline),
     ("end-to-end embedded+sqlite", "filesystem", "sqlite", pipeline),
+    ("reparse redis+sqlite", "redis", "sqlite", reparse),
 ]
 
 
@@ -417,6 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  end-to-end redis+sqlite / (2 x one-core parse+validate):"
                 f" {median:,.0f} / {2 * ceiling:,.0f} = {median / (2 * ceiling):.0%}"
             )
+    if reparsed := results.get("reparse redis+sqlite"):
+        print(_reparse_row(reparsed, results.get("end-to-end redis+sqlite")), flush=True)
     if args.soak:
         print(_soak(cables, args.soak), flush=True)
     return 0

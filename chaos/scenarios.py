@@ -27,6 +27,7 @@ from chaos.harness import (
     wait_for_outcomes,
 )
 from chaos.poison import MARKER
+from chaos.reparse import Plan, killed_during_reparse
 from worker.intake.enqueue import enqueue_paths
 from worker.intake.generate import Template, generate, load_templates
 from worker.intake.producer import Producer
@@ -301,6 +302,13 @@ def write_hostile(folder: Path, count: int) -> int:
     return count
 
 
+def reparse_killed() -> Row:
+    """A worker killed twice during a 5,000-cable reparse (:mod:`chaos.reparse`)."""
+    plan = Plan()
+    name, outcome, recovered = killed_during_reparse(cables(plan.cables), plan)
+    return Row(name, outcome, recovered)
+
+
 SCENARIOS: dict[str, Callable[[], Row]] = {
     "kill": kill_workers,
     "kill-embedded": lambda: kill_workers(embedded=True),
@@ -309,6 +317,7 @@ SCENARIOS: dict[str, Callable[[], Row]] = {
     "webhook": break_webhook,
     "poison": poison,
     "hostile": hostile,
+    "reparse": reparse_killed,
 }
 
 

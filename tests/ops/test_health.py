@@ -46,7 +46,7 @@ def test_ready_on_an_empty_embedded_broker(settings: Settings) -> None:
     """Nothing waits, the queue folder and SQLite answer: ready, alive, no reasons."""
     health = check_health(settings)
     assert (health.alive, health.ready, health.reasons) == (True, True, [])
-    assert health.details["queues"] == {"intake": 0, "sink.storage": 0}
+    assert health.details["queues"] == {"intake": 0, "sink.storage": 0, "reparse": 0}
 
 
 def test_waiting_work_without_a_recent_ack_is_not_ready(settings: Settings) -> None:

@@ -2,7 +2,7 @@
 
 Each module of this package registers its subcommands: :mod:`.parse` (``parse``, ``validate``),
 :mod:`.generate`, :mod:`.store`, :mod:`.exchange` (``export``, ``import``), :mod:`.queue`,
-:mod:`.observe`, :mod:`.status`.
+:mod:`.reparse`, :mod:`.observe`, :mod:`.status`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import queue  # noqa: PLC0415 - Celery, kombu and the sinks: only when parsing
 
     queue.register(sub)
+    from . import reparse  # noqa: PLC0415 - the same (see above)
+
+    reparse.register(sub)
     from . import observe  # noqa: PLC0415 - the same (see above)
 
     observe.register(sub)

@@ -16,8 +16,9 @@ from worker.intake.envelope import IntakeError
 from worker.intake.producer import Producer
 from worker.intake.sources import count_hint
 from worker.logs import configure_logging
-from worker.queue.app import INTAKE_QUEUE, create_app, sink_queue
+from worker.queue.app import create_app
 from worker.queue.brokers import broker_for
+from worker.queue.names import consumed_queues
 from worker.routing.config import load_config
 from worker.settings import Settings
 from worker.sinks import build_sinks
@@ -69,7 +70,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     config = load_config(settings.config_file)  # a bad file stops here, with the key named
     build_sinks(config, settings, ReceiptStore(settings.database_url))  # secrets, options
     app = create_app(settings, config)
-    queues = args.queues or ",".join([INTAKE_QUEUE, *map(sink_queue, config.sinks)])
+    queues = args.queues or ",".join(consumed_queues(config))
     concurrency = args.concurrency or settings.worker_concurrency
     app.worker_main(worker_argv(settings, queues, concurrency, settings.log_level))
     return 0
@@ -114,7 +115,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     enqueue.add_argument("--strict", action="store_true", help="exit 1 when any input was rejected")
     enqueue.set_defaults(func=cmd_enqueue)
 
-    worker = sub.add_parser("worker", help="run a worker (intake and every sink's queue)")
+    worker = sub.add_parser("worker", help="run a worker (intake, every sink's queue, reparse)")
     worker.add_argument("-Q", "--queues", help="comma-separated queues (default: all)")
     worker.add_argument("-c", "--concurrency", type=int, help="worker processes")
     worker.add_argument("--config", metavar="FILE", help="sinks and rules (TOML)")

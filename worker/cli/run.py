@@ -10,6 +10,7 @@ envelopes that have no outcome, so that nothing is lost silently.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -24,8 +25,9 @@ from typing import IO
 
 from worker.intake.enqueue import EnqueueSummary, enqueue_paths
 from worker.intake.producer import Producer
-from worker.queue.app import INTAKE_QUEUE, create_app, prepare_broker, sink_queue
+from worker.queue.app import create_app, prepare_broker
 from worker.queue.depths import queue_depth
+from worker.queue.names import consumed_queues, sink_queue
 from worker.routing.config import Config, load_config, storage_sinks
 from worker.settings import PREFIX, Settings
 from worker.sinks import build_sinks
@@ -34,6 +36,7 @@ from worker.storage import DeadLetterStore, ReceiptStore, upgrade
 POLL_S = 0.5
 OVERLAP = timedelta(seconds=5)  # commits may land with timestamps a little in the past
 STOP_TIMEOUT_S = 60
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(slots=True)
@@ -95,13 +98,27 @@ def worker_env(settings: Settings) -> dict[str, str]:
 def start_workers(
     config: Config, concurrency: int, log: IO[bytes], env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start ``cable-ingest worker`` as a child process consuming intake and every sink, with
-    this process's environment (or ``env``)."""
-    queues = ",".join([INTAKE_QUEUE, *(sink_queue(sink) for sink in config.sinks)])
+    """Start ``cable-ingest worker`` as a child process consuming intake, every sink and
+    reparse, with this process's environment (or ``env``). On Linux the worker is told to
+    stop (SIGTERM: a warm shutdown) when this process dies, even by SIGKILL: a killed
+    ``run`` or ``reparse`` leaves no workers behind."""
+    queues = ",".join(consumed_queues(config))
     command = [sys.executable, "-m", "worker", "worker", "--queues", queues]
     command += ["--concurrency", str(concurrency)]
     environ = dict(os.environ if env is None else env)
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environ)
+    return subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=environ,
+        preexec_fn=_stop_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509 - one libc call, no lock taken
+    )
+
+
+def _stop_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_workers(process: subprocess.Popen[bytes]) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from worker.logs import get_logger
 from worker.queue.brokers import broker_for
-from worker.queue.names import INTAKE_QUEUE, sink_queue
+from worker.queue.names import consumed_queues
 from worker.routing.config import load_config
 from worker.settings import Settings
 from worker.storage.probe import ping
@@ -80,8 +80,8 @@ def check_database(settings: Settings) -> str | None:
 
 
 def queue_names(settings: Settings) -> list[str]:
-    """Intake and every configured sink's queue."""
-    return [INTAKE_QUEUE, *map(sink_queue, load_config(settings.config_file).sinks)]
+    """Intake, every configured sink's queue and reparse."""
+    return consumed_queues(load_config(settings.config_file))
 
 
 def queue_depths(app: Celery, names: list[str]) -> dict[str, int]:

@@ -7,7 +7,10 @@ JSON-ready values. Throughput counts the last :data:`WINDOW_S` seconds:
 * intake: envelopes settled, i.e. the distinct message ids with a receipt from a storage sink,
   plus the dead letters of the stages that end an envelope (intake, parse, validate,
   ``sink:<storage sink>``) last seen in the window;
-* each sink: its receipts in the window, whatever the outcome (``withheld`` included).
+* each sink: its receipts in the window, whatever the outcome (``withheld`` included);
+* reparse: items of unfinished reparse runs settled (each run's progress is listed below
+  the table, until the run finishes; a run whose command was killed stays listed until the
+  same command resumes and finishes it).
 
 The last success of a sink is its latest receipt with outcome delivered, inserted, unchanged
 or revised (not ``withheld``: nothing was sent). Nothing is written anywhere: a database that
@@ -21,13 +24,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from worker.ops.inspect import QueueInfo, WorkerInfo, inspect_queues, workers_online
+from worker.ops.reparse import reparse_lines, reparse_runs
 from worker.queue.app import CableIngestApp, create_app
 from worker.queue.brokers import broker_for
-from worker.queue.names import INTAKE_QUEUE, sink_queue
+from worker.queue.names import REPARSE_QUEUE, consumed_queues, sink_queue
 from worker.routing.config import Config
 from worker.settings import Settings, redact_url
 from worker.storage import DeadLetterStore, ReceiptStore, utc_iso
 from worker.storage.probe import is_migrated
+from worker.storage.reparse import Progress
 
 WINDOW_S = 60
 INTAKE_STAGES = ("intake", "parse", "validate")
@@ -61,6 +66,7 @@ class Status:
     sinks: list[SinkStatus]
     dead_letters: dict[str, int] | None  # by stage; None: unknown
     notes: list[str] = field(default_factory=list)
+    reparse: list[Progress] | None = None  # unfinished reparse runs; None: unknown
 
     @property
     def intake_dead_letters(self) -> int | None:
@@ -86,6 +92,9 @@ class Status:
             },
             "sinks": sinks,
             "dead_letters": self.dead_letters,
+            "reparse": None
+            if self.reparse is None
+            else [{**r.as_dict(), "settled_last_window": r.done_since} for r in self.reparse],
             "notes": list(self.notes),
         }
 
@@ -96,13 +105,14 @@ class _Figures:
     settled: int
     last_success: dict[str, datetime]
     dead_by_stage: dict[str, int]
+    reparse: list[Progress]
 
 
 def collect_status(settings: Settings, app: CableIngestApp | None = None) -> Status:
     """Read the broker and the database now; BrokerUnavailableError, TransientSinkError…"""
     app = app or create_app(settings)
     config: Config = app.sinks_config
-    names = [INTAKE_QUEUE, *map(sink_queue, config.sinks)]
+    names = consumed_queues(config)
     at = datetime.now(UTC)
     queues = inspect_queues(app, settings, names, at.timestamp())
     workers = workers_online(app, settings)
@@ -112,7 +122,7 @@ def collect_status(settings: Settings, app: CableIngestApp | None = None) -> Sta
     figures = _read_database(settings.database_url, storage, at - timedelta(seconds=WINDOW_S))
     if figures is None:
         notes.append("the database has no tables yet (`cable-ingest migrate` makes them)")
-    figs, known = figures or _Figures({}, 0, {}, {}), figures is not None
+    figs, known = figures or _Figures({}, 0, {}, {}, []), figures is not None
     sinks = [
         SinkStatus(
             *(sink.name, sink.type, sink_queue(sink.name)),
@@ -133,6 +143,7 @@ def collect_status(settings: Settings, app: CableIngestApp | None = None) -> Sta
         sinks=sinks,
         dead_letters=figs.dead_by_stage if known else None,
         notes=notes,
+        reparse=figs.reparse if known else None,
     )
 
 
@@ -148,6 +159,7 @@ def _read_database(url: str, storage: list[str], since: datetime) -> _Figures | 
             activity.stored + failed,
             activity.last_success,
             letters.counts_by_stage(),
+            reparse_runs(url, since),
         )
     finally:
         receipts.close()
@@ -165,6 +177,10 @@ def human_age(seconds: float) -> str:
 
 def _known(value: int | None) -> str:
     return NA if value is None else str(value)
+
+
+def _shown(value: int | str | None) -> str:
+    return value if isinstance(value, str) else _known(value)
 
 
 def _workers(workers: list[WorkerInfo] | None) -> str:
@@ -199,15 +215,20 @@ def render(status: Status, width: int = 0) -> list[str]:
         if queue.oldest_age_s is not None and queue.depth:
             oldest = human_age(queue.oldest_age_s)
         sink = by_name.get(queue.name)
-        if sink is None:  # the intake queue
+        done: int | str | None
+        dead: int | str | None
+        if queue.name == REPARSE_QUEUE:  # its runs are listed below the table
+            recent = None if status.reparse is None else sum(r.done_since for r in status.reparse)
+            done, ok, dead = recent, "-", "-"
+        elif sink is None:  # the intake queue
             done, ok, dead = status.intake_settled_last_window, "-", status.intake_dead_letters
         else:
             done, dead = sink.receipts_last_window, sink.dead_letters
             ok = NA if status.dead_letters is None else "never"
             if sink.last_success is not None:
                 ok = human_age((status.at - sink.last_success).total_seconds()) + " ago"
-        row = (queue.name, str(queue.depth), str(queue.unacked), oldest, _known(done), ok)
-        rows.append((*row, _known(dead)))
+        row = (queue.name, str(queue.depth), str(queue.unacked), oldest, _shown(done), ok)
+        rows.append((*row, _shown(dead)))
     stages = status.dead_letters
     letters = NA
     if stages is not None:
@@ -223,9 +244,10 @@ def render(status: Status, width: int = 0) -> list[str]:
         *_table(rows),
         "",
         f"dead letters by stage: {letters}",
+        *reparse_lines(status.reparse or [], status.at, human_age),
         f"WAITING, UNACKED: broker messages (intake: up to {status.batch_size} cables each)",
-        f"LAST {WINDOW_S}S: cables settled (intake), receipts (sinks); LAST OK: last success;"
-        " DEAD: dead letters held",
+        f"LAST {WINDOW_S}S: cables settled (intake, reparse), receipts (sinks); LAST OK: last"
+        " success; DEAD: dead letters held",
         *(f"note: {note}" for note in status.notes),
     ]
     if width > 0:

@@ -28,6 +28,9 @@ from worker.queue.names import (
     INGEST_TASK,
     INTAKE_QUEUE,
     PUBLISHED_AT,
+    REPARSE_QUEUE,
+    REPARSE_TASK,
+    consumed_queues,
     publish,
     sink_queue,
 )
@@ -110,13 +113,17 @@ def celery_config(settings: Settings, config: Config) -> dict[str, Any]:
         "broker_connection_max_retries": None,
         # messages only go where they are routed: intake, or one queue per sink
         "task_default_queue": INTAKE_QUEUE,
-        # a plain `celery -A worker.app worker` consumes intake and every sink's queue
+        # a plain `celery -A worker.app worker` consumes intake, every sink's queue and
+        # reparse (taken from only when the others are empty: worker/queue/order.py)
         "task_queues": [
             Queue(name, Exchange(name, type="direct"), routing_key=name)
-            for name in (INTAKE_QUEUE, *map(sink_queue, config.sinks))
+            for name in consumed_queues(config)
         ],
         "task_create_missing_queues": True,
-        "task_routes": {INGEST_TASK: {"queue": INTAKE_QUEUE}},
+        "task_routes": {
+            INGEST_TASK: {"queue": INTAKE_QUEUE},
+            REPARSE_TASK: {"queue": REPARSE_QUEUE},
+        },
         # a parse is bounded; a batch that runs away is killed and its message redelivered
         "task_soft_time_limit": settings.task_time_limit,
         "task_time_limit": settings.task_time_limit + 30,
@@ -154,11 +161,12 @@ class CableIngestApp(Celery):
 def create_app(settings: Settings, config: Config | None = None) -> CableIngestApp:
     """The Celery app for ``settings`` and a sinks configuration (default: the file
     ``settings.config_file`` names, read now), with the ingest and deliver tasks."""
-    from worker.queue import tasks  # noqa: PLC0415 - the tasks module needs this one's names
+    from worker.queue import reparse, tasks  # noqa: PLC0415 - they need this module's names
 
     _register_codecs()
     celery = CableIngestApp(settings, config or load_config(settings.config_file))
     tasks.register(celery)
+    reparse.register(celery)
     return celery
 
 

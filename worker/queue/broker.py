@@ -24,6 +24,9 @@ in 2 of 7 Redis restarts. :class:`RedisTransport` closes that gap: when recordin
 popped message is pushed back onto its queue (flagged redelivered) as soon as Redis answers
 again, retrying for as long as a publish would, before the error goes on. Registered as the
 ``redis`` and ``rediss`` transports.
+
+Both channels take from their queues in :mod:`worker.queue.order`'s order: round robin among
+the live queues, ``reparse`` only when they are empty.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from kombu.utils import json as kombu_json
 
 from worker import processes
 from worker.logs import get_logger
+from worker.queue.order import PollInOrder
 
 log = get_logger("worker.queue.broker")
 PUT_BACK_FOR_S = 60.0  # how long a popped message waits for Redis to come back
@@ -276,6 +280,9 @@ class Channel(filesystem.Channel):
             self._claim.release()
             self._claim = None
 
+    def _reset_cycle(self) -> None:
+        self._cycle = PollInOrder(self._get_and_deliver, self._active_queues, Empty)
+
 
 class Transport(filesystem.Transport):
     """kombu's filesystem transport with :class:`Channel`."""
@@ -319,9 +326,11 @@ class RedisQoS(kombu_redis.QoS):
 
 
 class RedisChannel(kombu_redis.Channel):
-    """kombu's Redis channel with :class:`RedisQoS`."""
+    """kombu's Redis channel with :class:`RedisQoS`, taking from its queues in
+    :class:`~worker.queue.order.BackgroundLast` order."""
 
     QoS = RedisQoS
+    queue_order_strategy = "worker.queue.order:BackgroundLast"
 
 
 class RedisTransport(kombu_redis.Transport):

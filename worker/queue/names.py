@@ -11,9 +11,24 @@ from typing import Any
 
 from celery import Celery
 
+from worker.queue.order import REPARSE_QUEUE
+from worker.routing.config import Config
+
 INGEST_TASK = "cable_ingest.ingest"
 DELIVER_TASK = "cable_ingest.deliver"
+REPARSE_TASK = "cable_ingest.reparse"
 INTAKE_QUEUE = "intake"
+__all__ = [
+    "DELIVER_TASK",
+    "INGEST_TASK",
+    "INTAKE_QUEUE",
+    "PUBLISHED_AT",
+    "REPARSE_QUEUE",
+    "REPARSE_TASK",
+    "consumed_queues",
+    "publish",
+    "sink_queue",
+]
 
 PUBLISHED_AT = "published_at"
 """Message header: when the message was published (Unix time), for the age of a queue."""
@@ -22,6 +37,11 @@ PUBLISHED_AT = "published_at"
 def sink_queue(sink: str) -> str:
     """The queue a sink's deliveries wait on."""
     return f"sink.{sink}"
+
+
+def consumed_queues(config: Config) -> list[str]:
+    """Every queue a worker consumes by default: intake, each sink's, and reparse."""
+    return [INTAKE_QUEUE, *map(sink_queue, config.sinks), REPARSE_QUEUE]
 
 
 def publish(celery: Celery, task: str, args: list[Any], queue: str) -> None:

@@ -14,7 +14,8 @@ from celery import Celery
 from worker.routing.config import Config
 from worker.settings import Settings
 from worker.sinks import Sink, build_sinks
-from worker.storage import DeadLetterStore, ReceiptStore
+from worker.storage import CableStore, DeadLetterStore, ReceiptStore
+from worker.storage.reparse import ReparseStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,8 @@ class Runtime:
     dead_letters: DeadLetterStore
     receipts: ReceiptStore
     celery: Celery  # to publish the messages a task sends on
+    cables: CableStore  # the reparse task's writes (ingest writes through the sinks)
+    reparse: ReparseStore
 
     @classmethod
     def build(cls, settings: Settings, config: Config, celery: Celery) -> Runtime:
@@ -39,6 +42,8 @@ class Runtime:
             dead_letters=DeadLetterStore(settings.database_url),
             receipts=receipts,
             celery=celery,
+            cables=CableStore(settings.database_url),
+            reparse=ReparseStore(settings.database_url),
         )
 
     def close(self) -> None:
@@ -47,3 +52,5 @@ class Runtime:
             sink.close()
         self.dead_letters.close()
         self.receipts.close()
+        self.cables.close()
+        self.reparse.close()

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -173,3 +174,40 @@ redeliveries = Table(
     Column("last_seen", UTCDateTime, nullable=False),
 )
 """How often a queue message came back after its worker was lost (the redelivery cap)."""
+
+reparse_runs = Table(
+    "reparse_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("selection_key", String(64), nullable=False),
+    Column("selection", Text, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index(
+        None,
+        "selection_key",
+        unique=True,
+        sqlite_where=text("finished_at IS NULL"),
+        postgresql_where=text("finished_at IS NULL"),
+    ),
+)
+"""``cable-ingest reparse`` runs: what each selected, and whether it finished. At most one
+unfinished run per selection: running the same selection again resumes it."""
+
+reparse_items = Table(
+    "reparse_items",
+    metadata,
+    Column(
+        "run_id",
+        String(32),
+        ForeignKey("reparse_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("reference_id", String, primary_key=True),
+    Column("outcome", String(16), nullable=True),  # null: not done yet
+    Column("done_at", UTCDateTime, nullable=True),
+    Index(None, "run_id", "outcome"),
+)
+"""One row per cable a run re-derives, marked done (unchanged, revised, failed, no_original)
+in the transaction that settles it."""

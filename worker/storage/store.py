@@ -19,7 +19,7 @@ record derived by a newer parser (``reparse``) replaces the current one in place
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -206,6 +206,7 @@ class CableStore:
         *,
         arrivals: Sequence[Arrival | None] | None = None,
         originals: Sequence[str | None] | None = None,
+        then: Callable[[Connection, BatchResult], None] | None = None,
     ) -> BatchResult:
         """Store a batch in one transaction; idempotent. Raises TransientSinkError or
         PermanentSinkError (then nothing of the batch is stored).
@@ -215,7 +216,9 @@ class CableStore:
         ``arrivals`` (one per record, None where unknown) their originals and provenance rows
         are written too;
         ``originals`` (sha256s of stored originals, one per record) names the original of a
-        record derived again from one (``reparse``).
+        record derived again from one (``reparse``). ``then`` runs last inside the
+        transaction, with its connection and the outcomes (``reparse`` marks its items done
+        there); an exception from it rolls the whole batch back.
         """
         for name, given in (("message ids", message_ids), ("arrivals", arrivals),
                             ("originals", originals)):  # fmt: skip
@@ -280,7 +283,10 @@ class CableStore:
                 if arrival is not None
             ]
             insert_arrivals(conn, self._db.backend, stored)
-        return BatchResult(tuple(outcomes))
+            result = BatchResult(tuple(outcomes))
+            if then is not None:
+                then(conn, result)
+        return result
 
     @staticmethod
     def _compress(arrivals: Sequence[Arrival]) -> list[codec.Original]:
