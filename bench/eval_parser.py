@@ -15,20 +15,22 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench import peer as peer_
 from bench.corpus import CORPUS, corpus_files, manifest
 from worker.core.validate import validate_record
 from worker.errors import ParseError, ValidationError
 from worker.parse import parse_cable
+from worker.record import CableRecord
 
-FIELDS = ("reference_id", "date", "classification", "origin")
+Field = Literal["reference_id", "date", "classification", "origin"]
+FIELDS: tuple[Field, ...] = ("reference_id", "date", "classification", "origin")
 TARGETS = {"reference_id": 99.5, "date": 99.5, "classification": 99.5, "origin": 99.0}
 
 
-def _got(record: dict[str, Any], field: str) -> str:
-    value = record.get(field) or ""
+def _got(record: CableRecord, field: Field) -> str:
+    value = record[field] or ""
     if field == "date" and value:
         return f"{value[:10]} {value[11:13]}"
     return str(value)
@@ -98,7 +100,7 @@ class _PeerComparison:
         self.disagreements: list[tuple[str, str, str, str, str]] = []
         self.table = peer_.load_adjudication()
 
-    def add(self, refid: str, record: dict[str, Any], row: dict[str, Any], path: Path) -> None:
+    def add(self, refid: str, record: CableRecord, row: dict[str, Any], path: Path) -> None:
         self.cables += 1
         text: str | None = None
         for field in peer_.FIELDS:

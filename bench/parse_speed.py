@@ -16,6 +16,7 @@ from typing import Any
 from bench.corpus import corpus_files
 from worker.core.validate import validate_record
 from worker.parse import parse_cable
+from worker.record import CableRecord
 
 RUNS = 5
 
@@ -39,7 +40,7 @@ def naive_parse(text: str) -> dict[str, Any]:
     return {name: (m.group(1) if (m := rx.search(text)) else None) for name, rx in _NAIVE.items()}
 
 
-def full_parse(text: str) -> dict[str, Any]:
+def full_parse(text: str) -> CableRecord:
     """What the worker does per cable: the full parse, then schema validation."""
     record = parse_cable(text)
     validate_record(record)

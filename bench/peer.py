@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from bench.corpus import CABLES, ROOT
+from worker.record import CableRecord
 
 PEER = CABLES / "peer" / "cablemap.jsonl"
 ADJUDICATION = ROOT / "tests" / "parse" / "adjudication.tsv"
@@ -57,12 +58,13 @@ def _name(value: object) -> str:
     return " ".join(_text(value).replace(".", " ").replace(",", " ").split())
 
 
-def ours(record: dict[str, Any], field: str) -> str:
+def ours(record: CableRecord, field: str) -> str:
     """The record's value of ``field``, normalised for comparison."""
     if field == "signature":
         return _name(record["signature"])
     if field == "classified_by":
-        return _name((record["classified_by"] or {}).get("name"))
+        classified_by = record["classified_by"]
+        return _name(classified_by["name"] if classified_by else None)
     if field == "declassify_on":
         return record["declassify_on"] or ""
     if field == "references":

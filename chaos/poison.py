@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from worker.core import pipeline
+from worker.record import CableRecord
 
 MARKER = "CHAOS-POISON-7d1f"
 _parse = pipeline.parse
 
 
-def _parse_or_die(envelope: Mapping[str, Any]) -> Any:
+def _parse_or_die(envelope: Mapping[str, Any]) -> CableRecord | pipeline.Failure:
     if MARKER in str(envelope.get("text", "")):
         os.kill(os.getpid(), signal.SIGKILL)
     return _parse(envelope)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 SCHEMA_VERSION: Final = "2.0.0"
 
@@ -23,5 +23,3 @@ CLASSIFICATIONS: Final = (
 )
 
 PRECEDENCES: Final = ("FLASH", "NIACT IMMEDIATE", "IMMEDIATE", "PRIORITY", "ROUTINE")
-
-Record = dict[str, Any]

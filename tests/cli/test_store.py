@@ -17,6 +17,7 @@ from worker.cli import main
 from worker.core.pipeline import Failure, dead_letter
 from worker.intake.envelope import make_envelope
 from worker.parse import parse_cable
+from worker.record import CableRecord
 from worker.storage import CableStore, DeadLetterStore, upgrade
 
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "06ALMATY598.scraped.txt"
@@ -57,11 +58,11 @@ class Env:
             letters.close()
 
 
-def _record() -> dict[str, Any]:
+def _record() -> CableRecord:
     return parse_cable(SAMPLE.read_text(encoding="utf-8"), source_file=SAMPLE.name)
 
 
-def _letters(record: dict[str, Any]) -> list[dict[str, Any]]:
+def _letters(record: CableRecord) -> list[dict[str, Any]]:
     intake = make_envelope("not a cable at all", source="feed-a")
     intake["sha256"] = "0" * 64
     parse = make_envelope("SUBJECT: nothing else", source="feed-b")

@@ -9,6 +9,7 @@ import pytest
 from bench import peer
 from bench.corpus import CORPUS, manifest
 from worker.parse import parse_cable
+from worker.record import CableRecord
 
 TABLE = peer.load_adjudication()
 PEER = peer.load_peer()
@@ -17,7 +18,7 @@ needs_corpus = pytest.mark.skipif(
 )
 
 
-def _record(refid: str) -> dict[str, object]:
+def _record(refid: str) -> CableRecord:
     path = CORPUS / f"{refid}.txt"
     return parse_cable(path.read_text(encoding="utf-8", errors="replace"))
 

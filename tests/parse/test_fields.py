@@ -64,5 +64,6 @@ def test_page_markers_are_no_addressees_and_glued_fields_are_read() -> None:
     assert [t["code"] for t in record["tags"]] == ["PREL", "KNNP"]
     assert record["subject"] == "NEW START TALKS"
     assert [r.get("id") for r in record["references"]] == ["09STATE77660"]
+    assert record["classified_by"] is not None
     assert record["classified_by"]["name"] == "Pam Durham"
     assert record["signature"] == "CLINTON"

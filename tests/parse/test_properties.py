@@ -3,8 +3,6 @@ ParseError, every record it returns is valid, and the reference id agrees with t
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +11,7 @@ from worker.core.validate import validate_record
 from worker.errors import ParseError
 from worker.intake.generate import template
 from worker.parse import parse_cable
+from worker.record import CableRecord
 
 SAMPLE_TEXT = SAMPLE.read_text(encoding="utf-8")
 SAMPLE_LINES = SAMPLE_TEXT.split("\n")
@@ -21,7 +20,7 @@ PROPERTY = settings(
 )  # the chaos suite bounds time; here only outcomes are checked
 
 
-def _outcome(text: str) -> dict[str, Any] | None:
+def _outcome(text: str) -> CableRecord | None:
     """The record (validated) or None for a ParseError; anything else fails the test."""
     try:
         record = parse_cable(text)

@@ -14,6 +14,7 @@ from worker.errors import ParseError
 from worker.parse import parse_cable
 from worker.parse.classification import match_class_line
 from worker.parse.flattened import is_flattened
+from worker.record import CableRecord
 
 HEADER = """VZCZCXRO6349
 PP RUEHDBU
@@ -51,14 +52,14 @@ def cable(
     return f"{header}{class_line}\n{between}{body}"
 
 
-def parsed(text: str) -> dict[str, Any]:
+def parsed(text: str) -> CableRecord:
     """Parse and validate; every variant must give a valid record."""
     record = parse_cable(text)
     validate_record(record)
     return record
 
 
-def warning_codes(record: dict[str, Any]) -> list[str]:
+def warning_codes(record: CableRecord) -> list[str]:
     """The codes of a record's warnings."""
     return [w["code"] for w in record["warnings"]]
 
@@ -384,6 +385,7 @@ def test_station_without_letters_is_a_parse_error() -> None:
 def test_impossible_julian_day_is_left_out() -> None:
     """Day 417 of a year on the DE line is garbled: no day, the rest parsed (make fuzz)."""
     record = parsed(cable(header=HEADER.replace("#0598/01 0451133", "#0598/01 4171133")))
+    assert record["routing"] is not None
     assert record["routing"]["julian_day"] is None
     assert record["routing"]["time"] == "1133"
     assert record["reference_id"] == "06ALMATY598"
@@ -500,7 +502,7 @@ def test_website_notice_is_not_text_and_hides_no_signature() -> None:
 CABLEGATE_COLUMNS = ["1", "2/14/2006 11:33", "06ALMATY598", "Embassy Almaty", "CONFIDENTIAL", ""]
 
 
-def _fields(record: dict[str, Any]) -> tuple[Any, ...]:
+def _fields(record: CableRecord) -> tuple[object, ...]:
     return (
         record["reference_id"], record["date"], record["classification"], record["origin"],
         record["subject"], [t["code"] for t in record["tags"]], record["signature"],
@@ -546,6 +548,7 @@ def test_flattened_cable_gets_its_lines_back() -> None:
     assert [(p["number"], p["text"]) for p in record["paragraphs"]] == [
         (1, "First paragraph."), (2, "Second paragraph.")
     ]  # fmt: skip
+    assert record["classified_by"] is not None
     assert record["classified_by"]["name"] == "Mark Asquino"
     assert [r["name"] for r in record["info"]] == ["AMEMBASSY ISLAMABAD"]
     assert "line_breaks_restored" in warning_codes(record)

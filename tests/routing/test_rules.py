@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from worker.model import PARSER_VERSION, SCHEMA_VERSION
+from worker.record import CableRecord, Paragraph
 from worker.routing.config import Config, Rule, SinkConfig, parse_config
 from worker.routing.rules import (
     Route,
@@ -18,19 +18,49 @@ from worker.routing.rules import (
 )
 
 
-def _record(**fields: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {
+def _paragraph(number: int, classification: str | None, text: str) -> Paragraph:
+    return {"number": number, "classification": classification, "heading": None, "text": text}
+
+
+def _record(
+    *,
+    classification: str | None = "CONFIDENTIAL",
+    date: str | None = "2006-02-14T11:33:00Z",
+    paragraphs: list[Paragraph] | None = None,
+) -> CableRecord:
+    """A parsed record with what the rules read; ``classification`` may be any string, as
+    the clearance check must cope with one it does not know."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "parser_version": PARSER_VERSION,
         "reference_id": "06ALMATY598",
-        "classification": "CONFIDENTIAL",
+        "date": date,
+        "precedence": None,
         "origin": "Embassy Almaty",
-        "date": "2006-02-14T11:33:00Z",
-        "subject": "KAZAKHSTAN: GOK DENIES REFOULEMENT",
-        "summary": None,
+        "fm": "AMEMBASSY ALMATY",
+        "classification": classification,
+        "caveats": [],
+        "section": None,
+        "routing": None,
+        "to": [],
+        "info": [],
+        "xmt": [],
+        "declassify_on": None,
+        "declassification": None,
+        "downgrade": None,
         "tags": [{"code": "PHUM", "kind": "subject"}, {"code": "KZ", "kind": "country"}],
-        "paragraphs": [{"number": 1, "text": "The enrichment  plant was discussed."}],
+        "subject": "KAZAKHSTAN: GOK DENIES REFOULEMENT",
+        "references": [],
+        "classified_by": None,
+        "summary": None,
+        "paragraphs": (
+            [_paragraph(1, None, "The enrichment  plant was discussed.")]
+            if paragraphs is None
+            else paragraphs
+        ),
+        "signature": None,
+        "warnings": [],
     }
-    record.update(fields)
-    return record
 
 
 def _config(*rules: Rule, clearance: str = "SECRET") -> Config:
@@ -120,18 +150,18 @@ def test_default_clearance_is_unclassified() -> None:
 def test_a_paragraph_marked_above_the_banner_raises_the_rank() -> None:
     """A CONFIDENTIAL banner over an (S/NF) paragraph is SECRET//NOFORN for clearance; markings
     at or below the banner, and unknown ones, change nothing."""
-    spliced = _record(classification="UNCLASSIFIED", paragraphs=[
-        {"number": 1, "classification": "U", "text": "a"},
-        {"number": 2, "classification": "S/NF", "text": "b"},
-    ])  # fmt: skip
+    spliced = _record(
+        classification="UNCLASSIFIED",
+        paragraphs=[_paragraph(1, "U", "a"), _paragraph(2, "S/NF", "b")],
+    )
     assert effective_rank(spliced) == rank("SECRET//NOFORN")
     assert above_clearance(spliced, "SECRET")
     assert not above_clearance(spliced, "SECRET//NOFORN")
     plain = _record(classification="CONFIDENTIAL", paragraphs=[
-        {"number": 1, "classification": "C", "text": "a"},
-        {"number": 2, "classification": "SBU", "text": "b"},
-        {"number": 3, "classification": "XYZ", "text": "c"},
-        {"number": 4, "classification": None, "text": "d"},
+        _paragraph(1, "C", "a"),
+        _paragraph(2, "SBU", "b"),
+        _paragraph(3, "XYZ", "c"),
+        _paragraph(4, None, "d"),
     ])  # fmt: skip
     assert effective_rank(plain) == rank("CONFIDENTIAL")
     assert not above_clearance(plain, "CONFIDENTIAL")

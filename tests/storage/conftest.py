@@ -16,6 +16,7 @@ import pytest
 
 from tests.services import postgres_schema_url
 from worker.parse import parse_cable
+from worker.record import CableRecord
 from worker.storage import CableStore, DeadLetterStore, upgrade
 
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "06ALMATY598.scraped.txt"
@@ -53,17 +54,18 @@ def dead_letter_store(store_url: str) -> Iterator[DeadLetterStore]:
 
 
 @pytest.fixture(scope="session")
-def sample_record() -> dict[str, Any]:
+def sample_record() -> CableRecord:
     """The parsed sample cable (06ALMATY598); copy it before changing it."""
     return parse_cable(SAMPLE.read_text(encoding="utf-8"), source_file=SAMPLE.name)
 
 
 @pytest.fixture
-def make_record(sample_record: dict[str, Any]) -> RecordFactory:
-    """Build a copy of the sample record with another reference id and any fields replaced."""
+def make_record(sample_record: CableRecord) -> RecordFactory:
+    """Build a copy of the sample record with another reference id and any fields replaced:
+    JSON for the store, which must cope with records no parser made (None, wrong types)."""
 
     def build(reference_id: str | None = "06ALMATY598", **changes: Any) -> dict[str, Any]:
-        record = copy.deepcopy(sample_record)
+        record: dict[str, Any] = copy.deepcopy(dict(sample_record))
         record["reference_id"] = reference_id
         record.update(changes)
         return record

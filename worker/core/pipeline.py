@@ -17,6 +17,7 @@ from typing import Any
 
 from worker.errors import ParseError, SchemaViolation, ValidationError
 from worker.parse import parse_cable
+from worker.record import CableRecord
 
 from .validate import validate_envelope, validate_record
 
@@ -38,7 +39,7 @@ class Parsed:
     """A valid record and the envelope it came from."""
 
     envelope: Mapping[str, Any]
-    record: dict[str, Any]
+    record: CableRecord
 
 
 def check(envelope: Mapping[str, Any]) -> Failure | None:
@@ -55,7 +56,7 @@ def check(envelope: Mapping[str, Any]) -> Failure | None:
     return None
 
 
-def parse(envelope: Mapping[str, Any]) -> dict[str, Any] | Failure:
+def parse(envelope: Mapping[str, Any]) -> CableRecord | Failure:
     """The parse stage, on an envelope that passed :func:`check`. The record is derived from
     the text alone; where it came from (file name, feed) is the arrival's provenance."""
     try:
@@ -67,7 +68,7 @@ def parse(envelope: Mapping[str, Any]) -> dict[str, Any] | Failure:
         return Failure("parse", type(exc).__name__, reason, envelope)
 
 
-def validate(envelope: Mapping[str, Any], record: dict[str, Any]) -> Parsed | Failure:
+def validate(envelope: Mapping[str, Any], record: CableRecord) -> Parsed | Failure:
     """The validate stage: the record against the cable schema."""
     try:
         validate_record(record)
@@ -78,7 +79,7 @@ def validate(envelope: Mapping[str, Any], record: dict[str, Any]) -> Parsed | Fa
             str(exc),
             envelope,
             exc.violations,
-            reference_id=record.get("reference_id"),
+            reference_id=record["reference_id"],
         )
     return Parsed(envelope, record)
 

@@ -69,7 +69,7 @@ class Template:
 def template(text: str) -> Template | None:
     """``text`` as a template, or None when its reference id cannot be renumbered."""
     try:
-        reference_id = str(parse_cable(text)["reference_id"])
+        reference_id = parse_cable(text)["reference_id"]
     except ParseError:
         return None
     match = _REFERENCE.match(reference_id)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+
+from worker.record import Paragraph
 
 from .classification import LEVEL_WORDS
 from .signature import TRAILER_LINE, take_signature
@@ -29,7 +30,7 @@ _SUMMARY_END = re.compile(r"[Ee][Nn][Dd]\s+(?:[Oo][Ff]\s+)?[Ss][Uu][Mm][Mm][Aa][
 class Body:
     """Paragraphs, summary, signature, and oddities noticed on the way."""
 
-    paragraphs: list[dict[str, Any]] = field(default_factory=list)
+    paragraphs: list[Paragraph] = field(default_factory=list)
     summary: str | None = None
     signature: str | None = None
     problems: list[tuple[str, str]] = field(default_factory=list)
@@ -97,10 +98,10 @@ def _ends_summary(text: str) -> bool:
     return ("UMMARY" in text or "ummary" in text) and _SUMMARY_END.search(text) is not None
 
 
-def _summary(paragraphs: list[dict[str, Any]]) -> str | None:
+def _summary(paragraphs: list[Paragraph]) -> str | None:
     """The text from ``Summary:`` to ``End summary``, over up to six paragraphs."""
     for index, para in enumerate(paragraphs[:8]):
-        heading = (para.get("heading") or "").strip(" :.-").upper()
+        heading = (para["heading"] or "").strip(" :.-").upper()
         heading_is_summary = heading in ("SUMMARY", "BEGIN SUMMARY")
         start = _SUMMARY_START.match(para["text"])
         if not (start or heading_is_summary):

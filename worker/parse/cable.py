@@ -1,13 +1,14 @@
-"""``parse_cable``: one raw cable text in, one record dict out. Pure: no I/O, no globals changed."""
+"""``parse_cable``: one raw cable text in, one :class:`~worker.record.CableRecord` out. Pure: no
+I/O, no globals changed."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
 
 from worker.errors import ParseError
 from worker.model import PARSER_VERSION, SCHEMA_VERSION
+from worker.record import CableRecord, ParseWarning, Section, Tag
 
 from . import fields
 from .body import parse_body
@@ -123,7 +124,7 @@ def _weekday_date(lines: list[str]) -> tuple[str | None, int | None]:
     return None, None
 
 
-class _Warnings(list[dict[str, str]]):
+class _Warnings(list[ParseWarning]):
     """The record's warnings, added as (code, message)."""
 
     def add(self, code: str, message: str) -> None:
@@ -192,7 +193,7 @@ def _header_end(lines: list[str], start: int) -> int:
 
 def _security_level(header: Header) -> str | None:
     """``ZNY SSSSS ZZH`` → SECRET."""
-    security = (header.routing or {}).get("security") or ""
+    security = (header.routing["security"] if header.routing else None) or ""
     return SECURITY_LEVELS.get(security[4:9])
 
 
@@ -227,10 +228,8 @@ def _origin(header: Header, station: str | None, warn: _Warnings) -> str | None:
     return origin
 
 
-def _tags_and_subject(
-    pre_fields: dict[str, str], warn: _Warnings
-) -> tuple[list[dict[str, str]], str | None]:
-    tags: list[dict[str, str]] = []
+def _tags_and_subject(pre_fields: dict[str, str], warn: _Warnings) -> tuple[list[Tag], str | None]:
+    tags: list[Tag] = []
     if "tags" in pre_fields:
         tags, notes = parse_tags(pre_fields["tags"])
         for note in notes:
@@ -243,7 +242,7 @@ def _tags_and_subject(
     return tags, subject
 
 
-def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
+def parse_cable(raw: str, *, source_file: str | None = None) -> CableRecord:
     """Parse one cable. Oddities become ``warnings``; only non-cables raise :class:`ParseError`."""
     if not isinstance(raw, str):
         raise ParseError(f"expected text (str), got {type(raw).__name__}")
@@ -287,7 +286,7 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
     )
     classified = pre.fields.get("classified_by") or classified_in_body(lines, pre.body_start)
 
-    record: dict[str, Any] = {
+    record: CableRecord = {
         "schema_version": SCHEMA_VERSION,
         "parser_version": PARSER_VERSION,
         "reference_id": reference_id,
@@ -319,7 +318,7 @@ def parse_cable(raw: str, *, source_file: str | None = None) -> dict[str, Any]:
     return record
 
 
-def _section(cls: ClassLine | None, warn: _Warnings) -> dict[str, int] | None:
+def _section(cls: ClassLine | None, warn: _Warnings) -> Section | None:
     """``SECTION n OF m`` when it can be true (1 <= n <= m); else left out, with a warning."""
     section = cls.section if cls else None
     if section is None or 1 <= section["number"] <= section["total"]:
@@ -344,7 +343,7 @@ def _reference_id(
 ) -> tuple[str, str | None]:
     station = cls.station if cls else None
     serial = cls.serial if cls else None
-    de_serial = int((header.routing or {}).get("serial") or 0) or None
+    de_serial = int((header.routing["serial"] if header.routing else None) or 0) or None
     if header.fm and (station is None or set(station) <= {"X", " "}):
         station = _fm_station(header.fm)  # no class line, or its station redacted
     if serial is None:
@@ -373,7 +372,7 @@ def _reference_id(
 
 def _spliced(cls: ClassLine, header: Header) -> bool:
     """True when the class line names another cable than the routing header does."""
-    de_serial = (header.routing or {}).get("serial")
+    de_serial = header.routing["serial"] if header.routing else None
     if not (header.fm and de_serial and cls.station and cls.serial):
         return False
     same_station = _NON_LETTERS.sub("", _fm_station(header.fm)) == _NON_LETTERS.sub("", cls.station)
@@ -385,7 +384,7 @@ def _spliced(cls: ClassLine, header: Header) -> bool:
 def _foreign_station(cls: ClassLine, header: Header) -> bool:
     """True when, with no DE line to decide, the class line names a station that is not the
     FM line's (``MOSCOW`` under ``FM USINT HAVANA``; ``STATE`` under ``SECSTATE`` is the same)."""
-    if (header.routing or {}).get("serial") or not (header.fm and cls.station):
+    if (header.routing and header.routing["serial"]) or not (header.fm and cls.station):
         return False
     station = _NON_LETTERS.sub("", cls.station.upper())
     if not station.strip("X"):

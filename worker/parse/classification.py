@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from worker.record import Section
+
 
 def _spaced(word: str) -> str:
     return " ?".join(re.escape(c) for c in word)
@@ -101,7 +103,7 @@ class ClassLine:
     level: str
     station: str | None
     serial: int | None
-    section: dict[str, int] | None
+    section: Section | None
     caveats: list[str] = field(default_factory=list)
 
 
@@ -114,7 +116,7 @@ def match_class_line(line: str) -> ClassLine | None:
     rest = line[match.end() :].upper()
     if rest and not rest[0].isspace() and rest[0] not in "/-:":
         return None
-    section = None
+    section: Section | None = None
     if sec := _SECTION.search(rest):
         section = {"number": int(sec[1]), "total": int(sec[2])}
         rest = rest[: sec.start()] + " " + rest[sec.end() :]

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+
+from worker.record import ClassifiedBy
 
 from .fields import reasons
 
@@ -148,11 +149,11 @@ def _parts(who: str) -> list[str]:
     return parts
 
 
-def classified_by(text: str) -> dict[str, Any]:
+def classified_by(text: str) -> ClassifiedBy:
     """Parse the text after ``Classified By:`` into name, title, reasons, derived_from, text."""
     line = " ".join(text.split())
     body = _LABEL_AGAIN.sub("", line) if line[:1] in "(BbCc" else line
-    record: dict[str, Any] = {
+    record: ClassifiedBy = {
         "name": None,
         "title": None,
         "reasons": reasons(line.replace("1/4", "1.4").replace("1/5", "1.5")),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any
+
+from worker.record import Downgrade
 
 _MONTHS = {
     m: i
@@ -70,7 +71,7 @@ def declassify_on(text: str) -> str | None:
     return _date_in(_DOWNGRADE.sub(" ", text))
 
 
-def downgrade(text: str) -> dict[str, Any] | None:
+def downgrade(text: str) -> Downgrade | None:
     """``DNG: CO 01/26/2021`` → to CO (CONFIDENTIAL) on 2021-01-26; None without one."""
     if (match := _DOWNGRADE.search(text)) is None:
         return None

@@ -16,12 +16,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+
+from worker.record import Precedence, Recipient, Routing
 
 from .text import PAGE_MARKER
 
-PRECEDENCE_LETTERS = {"Z": "FLASH", "O": "IMMEDIATE", "P": "PRIORITY", "R": "ROUTINE"}
-_PRECEDENCE_WORDS = ("NIACT IMMEDIATE", "FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE")
+PRECEDENCE_LETTERS: dict[str, Precedence] = {
+    "Z": "FLASH",
+    "O": "IMMEDIATE",
+    "P": "PRIORITY",
+    "R": "ROUTINE",
+}
+_PRECEDENCE_WORDS: tuple[Precedence, ...] = (
+    "NIACT IMMEDIATE",
+    "FLASH",
+    "IMMEDIATE",
+    "PRIORITY",
+    "ROUTINE",
+)
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -60,14 +72,14 @@ _LABEL_STARTS = frozenset({"TAG", "SUB", "REF", "E.O", "EO ", "E O", "CLA"})
 class Header:
     """What the routing header says; every field may be missing in a partial copy."""
 
-    routing: dict[str, Any] | None = None
+    routing: Routing | None = None
     date: str | None = None
     year: int | None = None
-    precedence: str | None = None
+    precedence: Precedence | None = None
     fm: str | None = None
-    to: list[dict[str, Any]] = field(default_factory=list)
-    info: list[dict[str, Any]] = field(default_factory=list)
-    xmt: list[dict[str, Any]] = field(default_factory=list)
+    to: list[Recipient] = field(default_factory=list)
+    info: list[Recipient] = field(default_factory=list)
+    xmt: list[Recipient] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
     repeated: bool = False
 
@@ -89,7 +101,7 @@ def full_year(yy: str) -> int:
     return 1900 + value if value >= 60 else 2000 + value
 
 
-def parse_dtg(line: str) -> tuple[str | None, int | None, str | None]:
+def parse_dtg(line: str) -> tuple[str | None, int | None, Precedence | None]:
     """Find a date-time group in ``line``: (ISO date, year, precedence) or Nones."""
     match = DTG.search(line)
     if match is None:
@@ -100,10 +112,12 @@ def parse_dtg(line: str) -> tuple[str | None, int | None, str | None]:
     return iso, year, PRECEDENCE_LETTERS.get(letter or "")
 
 
-def parse_recipient(text: str) -> dict[str, Any]:
+def parse_recipient(text: str) -> Recipient:
     """``RUEHC/SECSTATE WASHDC PRIORITY 4102`` → code, name, precedence, serial."""
     text = " ".join(text.split())
-    code = precedence = serial = None
+    code: str | None = None
+    precedence: Precedence | None = None
+    serial: str | None = None
     head, slash, rest = text.partition("/")
     if slash and rest and _CODE.fullmatch(head):
         code, text = head, rest
@@ -122,13 +136,14 @@ def is_routing_line(line: str) -> bool:
     return any(rx.match(line) for rx in (_TRANSMISSION, _DE, _SECURITY, _PROSIGNS))
 
 
-def _routing_line(line: str, routing: dict[str, Any]) -> bool:
+def _routing_line(line: str, routing: Routing) -> bool:
     """Take a transmission id, DE or security line into ``routing``; False for other lines."""
     if (m := _TRANSMISSION.match(line)) and routing["transmission_id"] is None:
         routing["transmission_id"] = m[1]
     elif (m := _DE.match(line)) and routing["station"] is None:
         day = int(m[4])  # a day of the year; a garbled one (000, 417) is left out
-        routing.update(station=m[1], serial=m[2], julian_day=day if 1 <= day <= 366 else None)
+        routing["station"], routing["serial"] = m[1], m[2]
+        routing["julian_day"] = day if 1 <= day <= 366 else None
         routing["time"] = m[5]
         routing["section"] = int(m[3]) if m[3] else None
     elif (m := _SECURITY.match(line)) and routing["security"] is None:
@@ -138,7 +153,7 @@ def _routing_line(line: str, routing: dict[str, Any]) -> bool:
     return True
 
 
-def _address_line(line: str, header: Header) -> list[dict[str, Any]] | None:
+def _address_line(line: str, header: Header) -> list[Recipient] | None:
     """Handle an FM/TO/INFO/XMT/BT line; return the recipient list it opens, if any."""
     match = _ADDRESS_START.match(line)
     assert match is not None
@@ -163,21 +178,20 @@ def _address_line(line: str, header: Header) -> list[dict[str, Any]] | None:
 def parse_header(lines: list[str]) -> Header:
     """Parse the lines above the classification line."""
     header = Header()
-    routing: dict[str, Any] = dict.fromkeys(
-        (
-            "transmission_id",
-            "prosigns",
-            "station",
-            "serial",
-            "section",
-            "julian_day",
-            "time",
-            "security",
-        )
-    )
-    routing["routing_indicators"] = []
+    # the keys in this order: the record's JSON keeps the order the parser has always written
+    routing: Routing = {
+        "transmission_id": None,
+        "prosigns": None,
+        "station": None,
+        "serial": None,
+        "section": None,
+        "julian_day": None,
+        "time": None,
+        "security": None,
+        "routing_indicators": [],
+    }
     seen_routing = False
-    current: list[dict[str, Any]] | None = None
+    current: list[Recipient] | None = None
     for raw in lines:
         line = " ".join(raw.split())
         if not line:

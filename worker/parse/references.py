@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Any
+
+from worker.record import Reference
 
 _LABEL = re.compile(r"^\s*(?:REFS?|REFTELS?|REFERENCES?)\b\.?\s*:?\s*", re.I)
 _ITEM = re.compile(r"(?:^|(?<=[\s;,]))(?:\(([A-Z])\)|([A-Z])[.):])(?=\s|$|[A-Z0-9(])", re.I)
@@ -138,10 +139,10 @@ def resolve(raw: str, own_year: int | None) -> str | None:
     return found[0][1] if len(found) == 1 else None
 
 
-def parse_references(text: str, own_year: int | None) -> list[dict[str, Any]]:
+def parse_references(text: str, own_year: int | None) -> list[Reference]:
     """Parse the text of a REF block (label included) into reference objects."""
     value = " ".join(_LABEL.sub("", text).split())
-    refs: list[dict[str, Any]] = []
+    refs: list[Reference] = []
     for label, item in _split_items(value):
         raw = item.strip(" .;,")
         if label:  # ``A. A) BRASILIA 236``: the label repeated inside the item
@@ -152,7 +153,10 @@ def parse_references(text: str, own_year: int | None) -> list[dict[str, Any]]:
             continue
         cited = citations(raw, own_year)
         if len(cited) <= 1:
-            refs.append({"label": label, "raw": raw} | ({"id": cited[0][1]} if cited else {}))
+            ref: Reference = {"label": label, "raw": raw}
+            if cited:
+                ref["id"] = cited[0][1]
+            refs.append(ref)
         else:  # ``ALGIERS 110 AND ALGIERS 140``: one reference per cable
             refs.extend({"label": label, "raw": written, "id": ident} for written, ident in cited)
     return refs

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from worker.record import Tag, TagKind
+
 from .tag_codes import ORGANISATION_CODES, SUBJECT_CODES
 
 # Alone on a TAGS line these are organisations, not the countries of the same letters.
@@ -24,7 +26,7 @@ def _is_code(word: str) -> bool:
     return word in KNOWN or (len(word) == 2 and word.isalpha())
 
 
-def _kind(code: str) -> str:
+def _kind(code: str) -> TagKind:
     if "," in code:
         return "person"
     if code in ORGANISATION_CODES and (len(code) > 2 or code in _TWO_LETTER_ORGS):
@@ -80,7 +82,7 @@ _PERSON_IN_PARENS = re.compile(r"\(\s*([A-Z][A-Z'-]{1,30}),\s*([A-Z][A-Z'. -]{1,
 _PLACEHOLDER = re.compile(r"PERSON\d{1,2}")
 
 
-def parse_tags(text: str) -> tuple[list[dict[str, str]], list[str]]:
+def parse_tags(text: str) -> tuple[list[Tag], list[str]]:
     """Parse the value of a TAGS line: the tag objects and notes on what was repaired."""
     value = _LABEL.sub("", text).upper()
     tags: list[str] = []

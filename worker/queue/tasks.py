@@ -92,13 +92,11 @@ def _ingest(runtime: Runtime, envelopes: Sequence[Mapping[str, Any]]) -> None:
             kept = None if runtime.config.sinks[target.sink].notifies else arrival
             per_sink[target.sink].append(Delivery(message_id, record, target.rule, kept))
         for target in decision.withheld:
-            withheld.append(
-                Receipt(message_id, target.sink, record.get("reference_id"), "withheld")
-            )
+            withheld.append(Receipt(message_id, target.sink, record["reference_id"], "withheld"))
             metrics.withheld(target.sink)
             log.info(
-                "withheld", message_id=message_id, reference_id=record.get("reference_id"),
-                sink=target.sink, rule=target.rule, classification=record.get("classification"),
+                "withheld", message_id=message_id, reference_id=record["reference_id"],
+                sink=target.sink, rule=target.rule, classification=record["classification"],
             )  # fmt: skip
     inline: list[tuple[str, list[Delivery]]] = []
     for name, deliveries in per_sink.items():
@@ -146,7 +144,7 @@ def _ingest_logged(envelope: Mapping[str, Any]) -> Parsed | Failure:
     parsed = time.perf_counter()
     metrics.parsed()
     metrics.observe("parse", parsed - started)
-    bound = bound.bind(reference_id=record.get("reference_id"))
+    bound = bound.bind(reference_id=record["reference_id"])
     bound.info("parsed", duration_ms=round((parsed - started) * 1000, 3))
     outcome = pipeline.validate(envelope, record)
     validated = time.perf_counter()

@@ -24,7 +24,8 @@ def build_notification(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The header facts of ``record`` (``schemas/notification.schema.json``); the summary and
-    paragraphs only with ``include_body``."""
+    paragraphs only with ``include_body``. ``record`` comes from a sink's queue, not validated
+    again (:class:`worker.sinks.base.Delivery`): a mapping, read with ``get``."""
     tags = record.get("tags") or []
     notification: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

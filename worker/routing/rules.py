@@ -8,6 +8,11 @@ metadata never enters a record, so it cannot lower a cable below a sink's cleara
 whose classification is unknown ranks above every clearance, and one with a paragraph marked
 above its banner (a body spliced in from another cable, a mis-marked banner) ranks at that
 paragraph's level: ``(S/NF)`` in a cable marked CONFIDENTIAL makes it SECRET//NOFORN here.
+
+:func:`route` and the rule conditions read the parser's :class:`~worker.record.CableRecord`,
+validated. The clearance check also reads records from a sink's queue (a replayed or hand-made
+message, not validated again), so :func:`effective_rank` and :func:`above_clearance` take any
+mapping and check the shape of what they read.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.model import CLASSIFICATIONS
+from worker.record import CableRecord
 from worker.routing.config import Config, Rule
 
 UNKNOWN_RANK = len(CLASSIFICATIONS)
@@ -85,56 +91,54 @@ def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)(?:" + "|".join(words) + r")(?!\w)", re.IGNORECASE)
 
 
-def _text(record: Mapping[str, Any]) -> str:
-    parts = [record.get("subject") or "", record.get("summary") or ""]
-    for paragraph in record.get("paragraphs") or ():
-        if isinstance(paragraph, Mapping):
-            parts.append(str(paragraph.get("heading") or ""))
-            parts.append(str(paragraph.get("text") or ""))
+def _text(record: CableRecord) -> str:
+    parts = [record["subject"] or "", record["summary"] or ""]
+    for paragraph in record["paragraphs"]:
+        parts.append(paragraph["heading"] or "")
+        parts.append(paragraph["text"])
     return "\n".join(parts)
 
 
-def _classification(rule: Rule, record: Mapping[str, Any]) -> bool:
-    level = rank(record.get("classification"))
+def _classification(rule: Rule, record: CableRecord) -> bool:
+    level = rank(record["classification"])
     low, high = rule.classification_at_least, rule.classification_at_most
     return (not low or level >= rank(low)) and (not high or level <= rank(high))
 
 
-def _tags(rule: Rule, record: Mapping[str, Any]) -> bool:
+def _tags(rule: Rule, record: CableRecord) -> bool:
     if not rule.tags_any and not rule.tags_all:
         return True
-    tags = record.get("tags") or ()
-    codes = {str(t.get("code", "")).upper() for t in tags if isinstance(t, Mapping)}
+    codes = {t["code"].upper() for t in record["tags"]}
     if rule.tags_any and not codes.intersection(t.upper() for t in rule.tags_any):
         return False
     return not rule.tags_all or codes.issuperset(t.upper() for t in rule.tags_all)
 
 
-def _origin(rule: Rule, record: Mapping[str, Any]) -> bool:
-    origin = str(record.get("origin") or "").casefold()
+def _origin(rule: Rule, record: CableRecord) -> bool:
+    origin = (record["origin"] or "").casefold()
     return not rule.origins or origin in {o.casefold() for o in rule.origins}
 
 
-def _dates(rule: Rule, record: Mapping[str, Any]) -> bool:
+def _dates(rule: Rule, record: CableRecord) -> bool:
     if not rule.date_from and not rule.date_to:
         return True
-    day = str(record.get("date") or "")[:10]
+    day = (record["date"] or "")[:10]
     return bool(day) and (rule.date_from or "") <= day <= (rule.date_to or "\uffff")
 
 
-def _keywords(rule: Rule, record: Mapping[str, Any]) -> bool:
+def _keywords(rule: Rule, record: CableRecord) -> bool:
     return not rule.keywords or bool(_keyword_pattern(rule.keywords).search(_text(record)))
 
 
 _CONDITIONS = (_classification, _tags, _origin, _dates, _keywords)
 
 
-def matches(rule: Rule, record: Mapping[str, Any]) -> bool:
+def matches(rule: Rule, record: CableRecord) -> bool:
     """Every condition of ``rule`` holds for ``record``."""
     return all(condition(rule, record) for condition in _CONDITIONS)
 
 
-def route(record: Mapping[str, Any], config: Config) -> Decision:
+def route(record: CableRecord, config: Config) -> Decision:
     """Where ``record`` goes under ``config``."""
     decision = Decision()
     for sink in config.sinks.values():

@@ -31,6 +31,11 @@ def _dotted(pointer: str) -> str:
 class Delivery:
     """One record for a sink, and the id of the envelope it came from.
 
+    ``record`` is a :class:`~worker.record.CableRecord` when the ingest task made the delivery,
+    but JSON read back from a sink's queue (:meth:`from_message`: a routed record, a replayed
+    dead letter's payload, a hand-made message) that nothing validates again: so a mapping,
+    and sinks check the shape of what they read.
+
     ``arrival`` (storage sinks only) is the envelope's original text and provenance in the
     JSON form of :class:`worker.storage.provenance.Arrival`; notification sinks never get it.
     """
