@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,7 @@ def _count(world: World) -> int:
         store.close()
 
 
-def _store_not_a_cable(world: World, reference_id: str, record: dict[str, Any]) -> None:
+def _store_not_a_cable(world: World, reference_id: str, record: Mapping[str, Any]) -> None:
     """A stored record whose original no longer parses (as if the parser got stricter)."""
     envelope = make_envelope(NOT_A_CABLE, source="tests/reparse")
     store = CableStore(world.settings.database_url)
