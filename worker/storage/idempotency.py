@@ -1,0 +1,83 @@
+"""Idempotency keys: the first response to a feed's request, kept to answer its retries.
+
+A request with an ``Idempotency-Key`` first *claims* the key (a row with no response yet). The
+claim is an insert that succeeds once: a second request with the same key finds the row and
+gets the stored response, or learns that the first is still running. A request that fails
+before anything was enqueued *releases* its claim, so that a retry can run it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+
+from worker.storage.engine import Database, redact_url
+from worker.storage.schema import idempotency_keys
+
+_TABLE = idempotency_keys
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a key held when it was claimed again: the request's hash and, once the first
+    request finished, its status and response body (None while it runs)."""
+
+    request_sha256: str
+    status: int | None
+    response: bytes | None
+
+
+class IdempotencyStore:
+    """Idempotency keys in the storage database (table ``idempotency_keys``)."""
+
+    def __init__(self, url: str | URL) -> None:
+        self._db = Database(url)
+
+    def __repr__(self) -> str:
+        return f"IdempotencyStore({redact_url(self._db.url)!r})"
+
+    def claim(self, feed: str, key: str, request_sha256: str) -> Claimed | None:
+        """Claim ``key`` for this request: None when it is ours now, else what it holds."""
+        dialect = postgresql if self._db.backend == "postgresql" else sqlite
+        row = {
+            "feed": feed,
+            "key": key,
+            "request_sha256": request_sha256,
+            "created_at": datetime.now(UTC),
+        }
+        insert = dialect.insert(_TABLE).values(row).on_conflict_do_nothing()
+        found = select(_TABLE.c.request_sha256, _TABLE.c.status, _TABLE.c.response).where(
+            _TABLE.c.feed == feed, _TABLE.c.key == key
+        )
+        with self._db.errors("claiming an idempotency key"), self._db.writer.begin() as conn:
+            if conn.execute(insert).rowcount == 1:
+                return None
+            held = conn.execute(found).one()
+        response = bytes(held.response) if held.response is not None else None
+        return Claimed(held.request_sha256, held.status, response)
+
+    def finish(self, feed: str, key: str, status: int, response: bytes) -> None:
+        """Keep the response of the request that claimed ``key``."""
+        stmt = (
+            update(_TABLE)
+            .where(_TABLE.c.feed == feed, _TABLE.c.key == key)
+            .values(status=status, response=response)
+        )
+        with self._db.errors("storing an idempotent response"), self._db.writer.begin() as conn:
+            conn.execute(stmt)
+
+    def release(self, feed: str, key: str) -> None:
+        """Give up a claim whose request enqueued nothing (a retry may run it again)."""
+        stmt = delete(_TABLE).where(
+            _TABLE.c.feed == feed, _TABLE.c.key == key, _TABLE.c.status.is_(None)
+        )
+        with self._db.errors("releasing an idempotency key"), self._db.writer.begin() as conn:
+            conn.execute(stmt)
+
+    def close(self) -> None:
+        """Close this process's pooled connections."""
+        self._db.dispose()
