@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from typing import IO
 
 START_TIMEOUT_S = 30.0
 
@@ -54,3 +55,13 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def start_serve(env: Mapping[str, str], log: IO[bytes]) -> tuple[subprocess.Popen[bytes], int]:
+    """``cable-ingest serve`` on a free loopback port with environment ``env``: (process, port).
+    Its log (JSON lines, stderr and stdout) goes to ``log``."""
+    port = free_port()
+    command = [sys.executable, "-m", "worker", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=dict(env), stdout=log, stderr=subprocess.STDOUT)
+    wait_for_port(port, process, START_TIMEOUT_S)
+    return process, port

@@ -1,7 +1,8 @@
 """The ``cable-ingest`` command line: one subcommand per job, each a thin call into the core.
 
 Each module of this package registers its subcommands: :mod:`.parse` (``parse``, ``validate``),
-:mod:`.generate`, :mod:`.store`, :mod:`.queue`, :mod:`.observe`, :mod:`.status`, :mod:`.tokens`.
+:mod:`.generate`, :mod:`.store`, :mod:`.queue`, :mod:`.observe`, :mod:`.status`, :mod:`.tokens`,
+:mod:`.serve`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from worker import __version__
 from worker.errors import CableIngestError
 
-from . import generate, parse, store, tokens
+from . import generate, parse, serve, store, tokens
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.register(sub)
     store.register(sub)
     tokens.register(sub)
+    serve.register(sub)
     # the queue commands import the Celery app, which reads the settings: a bad variable
     # must come out as a one-line error from main(), not as a traceback at import
     from . import queue  # noqa: PLC0415
