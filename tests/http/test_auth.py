@@ -82,3 +82,16 @@ def test_unknown_routes_and_methods_are_problems(client: Any) -> None:
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     wrong = client.delete("/v1/cables")
     assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
+
+
+def test_requests_are_counted_by_route_template_not_path(
+    client: Any, make_token: TokenMaker
+) -> None:
+    """/metrics counts a GET of a cable under /v1/cables/{reference_id}, never its id."""
+    token = bearer(make_token("reader", "read"))
+    client.get("/v1/cables/06ALMATY598", headers=token)
+    client.get("/v2/nothing")
+    metrics = client.get("/metrics").text
+    assert 'route="/v1/cables/{reference_id}",status="404"' in metrics
+    assert 'route="unmatched"' in metrics
+    assert "06ALMATY598" not in metrics

@@ -7,8 +7,9 @@ as few messages as possible in one thread, and only then answers every request o
 a 202 means the envelopes are in the broker. While one group is being published the next one
 gathers, so the groups grow with the load.
 
-Before each group the intake queue's depth is read; above ``HIGH_WATER_MARK`` cables the whole
-group is refused with 503 and ``Retry-After`` (back-pressure: the feed retries later, nothing is
+Before each group the intake queue's depth is checked (read from the broker in the background
+every half second, and before every group while it is above the mark); above ``HIGH_WATER_MARK``
+cables the whole group is refused with 503 and ``Retry-After`` (back-pressure: the feed retries later, nothing is
 buffered here). A broker that is away is retried for about two seconds, then refused the same
 way. This module is the HTTP face's only use of the queue (:class:`Broker`).
 """
@@ -30,6 +31,8 @@ from worker.settings import Settings
 log = get_logger("worker.http.intake")
 
 RETRY_AFTER_S = 5
+DEPTH_EVERY_S = 0.5  # reading the depth costs a broker round trip (~15 ms through kombu)
+STALE_DEPTH_S = 5.0
 PUBLISH_RETRY_POLICY = {
     "max_retries": 3,
     "interval_start": 0.2,
@@ -84,6 +87,10 @@ class Broker:
             queue=INTAKE_QUEUE,
             headers={PUBLISHED_AT: time.time()},
             retry_policy=PUBLISH_RETRY_POLICY,
+            # Celery would put a repr of the args (cable text) in the headers: costly, and
+            # the headers are what monitoring tools show
+            argsrepr=f"[<{len(envelopes)} envelopes>]",
+            kwargsrepr="{}",
         )
 
     def close(self) -> None:
@@ -178,6 +185,10 @@ class GroupCommit:
         self._high_water_mark = high_water_mark
         self._clock = clock
         self._on_message = on_message
+        self._depth = 0
+        self._depth_read_at = -STALE_DEPTH_S
+        self._depth_reading = False
+        self._depth_executor = ThreadPoolExecutor(1, thread_name_prefix="cable-ingest-depth")
         self._waiting: list[_Waiting] = []
         self._count = 0
         self._first_at = 0.0
@@ -199,6 +210,7 @@ class GroupCommit:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
         self._executor.shutdown(wait=True)
+        self._depth_executor.shutdown(wait=True)
         self._queue.close()
 
     async def submit(self, envelopes: list[Envelope]) -> None:
@@ -253,8 +265,30 @@ class GroupCommit:
             if not waiting.future.done():
                 waiting.future.set_exception(error)
 
+    def _current_depth(self) -> int:
+        """The intake queue's depth: the last reading, refreshed in the background when older
+        than DEPTH_EVERY_S (a read costs a broker round trip that a group must not wait for);
+        read now when it was above the mark (a refusal is never based on a stale one) or when
+        the last reading is older than STALE_DEPTH_S (the first group, or after a quiet spell)."""
+        age = self._clock() - self._depth_read_at
+        if self._depth >= self._high_water_mark or age >= STALE_DEPTH_S:
+            self._read_depth()
+        elif age >= DEPTH_EVERY_S and not self._depth_reading:
+            self._depth_reading = True
+            self._depth_executor.submit(self._read_depth)
+        return self._depth
+
+    def _read_depth(self) -> None:
+        try:
+            self._depth = self._queue.depth()
+            self._depth_read_at = self._clock()
+        except Exception as error:  # the next publish will meet the same broker trouble
+            log.warning("intake_depth_unread", error_class=type(error).__name__)
+        finally:
+            self._depth_reading = False
+
     def _publish(self, group: list[_Waiting]) -> None:
-        depth = self._queue.depth()
+        depth = self._current_depth()
         if depth >= self._high_water_mark:
             log.warning("backpressure_refused", depth=depth, high_water=self._high_water_mark)
             raise unavailable(

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "cable_ingest_http_"
@@ -68,13 +67,9 @@ class HttpMetrics:
 
 
 def route_of(scope: Scope) -> str:
-    """The route template a request matched ("/v1/cables/{reference_id}"), or "unmatched"."""
-    app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", ()):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    """The route template a request matched ("/v1/cables/{reference_id}"), or "unmatched"
+    (Starlette's router records the route in the scope it was given)."""
+    return str(getattr(scope.get("route"), "path", "unmatched"))
 
 
 class MetricsMiddleware:
