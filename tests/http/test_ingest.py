@@ -18,6 +18,7 @@ from worker.http.intake import MemoryQueue
 CABLE = SAMPLE.read_bytes()
 NDJSON = {"Content-Type": "application/x-ndjson"}
 TEXT = {"Content-Type": "text/plain"}
+BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 
 def _ndjson(*lines: dict[str, Any]) -> bytes:
@@ -150,6 +151,7 @@ def test_a_declared_oversize_length_is_refused_before_reading(
     assert (response.status_code, response.json()["code"]) == (413, "too_large")
 
 
+@BOTH_DATABASES
 def test_a_retried_request_with_an_idempotency_key_enqueues_nothing_twice(
     client: Any, make_token: TokenMaker, queue: MemoryQueue
 ) -> None:
@@ -166,6 +168,7 @@ def test_a_retried_request_with_an_idempotency_key_enqueues_nothing_twice(
     assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
 
 
+@BOTH_DATABASES
 def test_a_refused_request_releases_its_idempotency_key(
     client: Any, make_token: TokenMaker, queue: MemoryQueue
 ) -> None:
@@ -253,6 +256,7 @@ def test_archive_bombs_are_refused(
     assert queue.messages == []
 
 
+@BOTH_DATABASES
 def test_a_retried_upload_is_recognised_despite_a_new_multipart_boundary(
     client: Any, make_token: TokenMaker, queue: MemoryQueue
 ) -> None:

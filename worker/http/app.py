@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +43,7 @@ from worker.storage.tokens import TokenStore
 log = get_logger("worker.http.app")
 
 USAGE_FLUSH_S = 30.0
+IDEMPOTENCY_KEEP_S = 24 * 3600  # a retry comes within minutes; a key is kept a day
 QueueFactory = Callable[[Settings], Queue]
 
 
@@ -62,13 +64,16 @@ ROUTES = [
 ]
 
 
-async def _record_usage(auth: Authenticator) -> None:
+async def _housekeeping(auth: Authenticator, idempotency: IdempotencyStore) -> None:
+    """Every USAGE_FLUSH_S: write the tokens' last use, forget idempotency keys past a day."""
     while True:
         await asyncio.sleep(USAGE_FLUSH_S)
         try:
             await run_in_threadpool(auth.record_use)
+            cutoff = datetime.now(UTC) - timedelta(seconds=IDEMPOTENCY_KEEP_S)
+            await run_in_threadpool(idempotency.purge, cutoff)
         except Exception as error:  # bookkeeping: a database hiccup must not stop serving
-            log.warning("token_use_not_recorded", error_class=type(error).__name__)
+            log.warning("housekeeping_failed", error_class=type(error).__name__)
 
 
 def create_http_app(settings: Settings, *, queue: QueueFactory = Broker) -> Starlette:
@@ -100,7 +105,7 @@ def create_http_app(settings: Settings, *, queue: QueueFactory = Broker) -> Star
         )
         app.state.ctx = ctx
         intake.start()
-        usage = asyncio.get_running_loop().create_task(_record_usage(ctx.auth))
+        usage = asyncio.get_running_loop().create_task(_housekeeping(ctx.auth, ctx.idempotency))
         log.info("http_started", broker=settings.broker_url, database=settings.database_url)
         try:
             yield

@@ -4,6 +4,10 @@ Reads honour the token's clearance with the sinks' ranking (:mod:`worker.routing
 record ranks at its classification, or at a paragraph marked higher; a record above the
 clearance is answered exactly like one that does not exist (404), and is left out of
 listings, searches and cited-by, whose cursors never point at it.
+
+A message's receipt is the feed's own business: any token of the feed that sent it (or one
+with the ``operate`` scope) reads it, with the reference id its text was stored under, since
+the feed holds that text anyway; another feed's message is a 404.
 """
 
 from __future__ import annotations

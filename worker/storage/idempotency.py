@@ -1,6 +1,8 @@
 """Idempotency keys: the first response to a feed's request, kept to answer its retries.
 
-A request with an ``Idempotency-Key`` first *claims* the key (a row with no response yet). The
+Keys are kept a day (:meth:`IdempotencyStore.purge`, run by the server): a retry comes within
+minutes, and a key reused after that is a new request. A request with an ``Idempotency-Key``
+first *claims* the key (a row with no response yet). The
 claim is an insert that succeeds once: a second request with the same key finds the row and
 gets the stored response, or learns that the first is still running. A request that fails
 before anything was enqueued *releases* its claim, so that a retry can run it again.
@@ -49,12 +51,12 @@ class IdempotencyStore:
             "request_sha256": request_sha256,
             "created_at": datetime.now(UTC),
         }
-        insert = dialect.insert(_TABLE).values(row).on_conflict_do_nothing()
+        insert = dialect.insert(_TABLE).values(row).on_conflict_do_nothing().returning(_TABLE.c.key)
         found = select(_TABLE.c.request_sha256, _TABLE.c.status, _TABLE.c.response).where(
             _TABLE.c.feed == feed, _TABLE.c.key == key
         )
         with self._db.errors("claiming an idempotency key"), self._db.writer.begin() as conn:
-            if conn.execute(insert).rowcount == 1:
+            if conn.execute(insert).first() is not None:  # rowcount is -1 on psycopg
                 return None
             held = conn.execute(found).one()
         response = bytes(held.response) if held.response is not None else None
@@ -77,6 +79,12 @@ class IdempotencyStore:
         )
         with self._db.errors("releasing an idempotency key"), self._db.writer.begin() as conn:
             conn.execute(stmt)
+
+    def purge(self, before: datetime) -> int:
+        """Forget the keys claimed before ``before``; return how many."""
+        stmt = delete(_TABLE).where(_TABLE.c.created_at < before)
+        with self._db.errors("purging idempotency keys"), self._db.writer.begin() as conn:
+            return int(conn.execute(stmt).rowcount)
 
     def close(self) -> None:
         """Close this process's pooled connections."""
