@@ -117,9 +117,10 @@ async def _post_concurrently(served: Served, texts: list[str]) -> list[httpx.Res
 
 
 def test_posted_cables_are_stored_and_their_receipts_say_so(served: Served) -> None:
-    """Concurrent single POSTs (grouped into fewer queue messages), an NDJSON batch and a
-    text that is no cable all reach an outcome through the real worker: stored (inserted,
-    then unchanged for the same text again) or dead-lettered at parse; the record reads back."""
+    """Concurrent single POSTs (grouped into fewer queue messages), an NDJSON batch (retried
+    with its Idempotency-Key: the first answer again) and a text that is no cable all reach an
+    outcome through the real worker: stored (inserted, then unchanged for the same text again)
+    or dead-lettered at parse; the record reads back."""
     templates, _ = load_templates([SAMPLE])
     made = list(generate(templates, 30))
     singles = asyncio.run(_post_concurrently(served, [text for _, text in made[:20]]))
@@ -129,9 +130,11 @@ def test_posted_cables_are_stored_and_their_receipts_say_so(served: Served) -> N
     batch += orjson.dumps({"text": "Dear colleague, lunch moved to Tuesday."}) + b"\n"
     batch += orjson.dumps({"text": made[0][1]}) + b"\n"  # stored already: unchanged
     with httpx.Client(timeout=30) as client:
-        posted = client.post(f"{served.url}/v1/cables", content=batch,
-                             headers=served.headers(**{"Content-Type": "application/x-ndjson"}))  # fmt: skip
+        ndjson = served.headers(**{"Content-Type": "application/x-ndjson", "Idempotency-Key": "b1"})
+        posted = client.post(f"{served.url}/v1/cables", content=batch, headers=ndjson)
         assert posted.status_code == 202, posted.text
+        again = client.post(f"{served.url}/v1/cables", content=batch, headers=ndjson)
+        assert (again.content, again.headers["idempotent-replayed"]) == (posted.content, "true")
         entries = posted.json()["entries"]
         assert [e["status"] for e in entries] == ["accepted"] * 12
         ids += [entry["message_id"] for entry in entries]
