@@ -176,3 +176,28 @@ def test_a_message_receipt_is_for_its_own_feed(
         "no cable here",
     )
     assert client.get("/v1/messages/m-dead", headers=other).status_code == 404
+
+
+def test_revisions_are_read_one_by_one_under_the_clearance(
+    client: Any, make_token: TokenMaker, database_url: str
+) -> None:
+    """?revision=N reads an earlier revision; one above the clearance is a 404, and a cable
+    whose current revision is above it is hidden whole; a bad N is a 422."""
+    store = CableStore(database_url)
+    first = _record("06ALMATY800", "SECRET", cites=False)
+    second = {**_record("06ALMATY800", "CONFIDENTIAL", cites=False), "subject": "DOWNGRADED"}
+    raised = {**_record("06ALMATY801", "SECRET", cites=False), "subject": "UPGRADED"}
+    store.write_batch([first, _record("06ALMATY801", "CONFIDENTIAL", cites=False)])
+    store.write_batch([second, raised])
+    store.close()
+    low = bearer(make_token("reader", "read", clearance="CONFIDENTIAL"))
+    current = client.get("/v1/cables/06ALMATY800", headers=low).json()
+    assert (current["revision"], current["revisions"]) == (2, 2)
+    assert current["record"]["subject"] == "DOWNGRADED"
+    assert client.get("/v1/cables/06ALMATY800?revision=2", headers=low).status_code == 200
+    assert client.get("/v1/cables/06ALMATY800?revision=1", headers=low).status_code == 404
+    assert client.get("/v1/cables/06ALMATY801?revision=1", headers=low).status_code == 404
+    high = bearer(make_token("boss", "read", clearance="SECRET"))
+    older = client.get("/v1/cables/06ALMATY801?revision=1", headers=high).json()
+    assert (older["revision"], older["record"]["classification"]) == (1, "CONFIDENTIAL")
+    assert client.get("/v1/cables/06ALMATY800?revision=x", headers=high).status_code == 422
