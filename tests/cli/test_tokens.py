@@ -54,7 +54,7 @@ def test_list_never_shows_secrets_and_revoke_revokes(
     out = capsys.readouterr().out
     (listed,) = orjson.loads(out)
     assert token not in out
-    assert token.rpartition("_")[2] not in out
+    assert token.split("_", 2)[2] not in out
     assert (listed["name"], listed["scopes"], listed["revoked_at"]) == ("feed-a", ["ingest"], None)
     assert main(["tokens", "revoke", listed["id"]]) == 0
     assert main(["tokens", "revoke", listed["id"]]) == 1

@@ -29,6 +29,7 @@ from worker.storage.tokens import TokenStore
 
 OUTCOME_TIMEOUT_S = 120
 MAX_BODY = 256 * 1024
+pytestmark = pytest.mark.timeout(300)  # worker start-up and outcomes on a busy machine
 
 
 @dataclass
@@ -173,7 +174,7 @@ def test_the_token_never_appears_in_any_log(served: Served) -> None:
     assert logged  # the logs were written
     for token in (served.token, served.reader):
         assert token.encode() not in logged
-        assert token.rpartition("_")[2].encode() not in logged
+        assert token.split("_", 2)[2].encode() not in logged
 
 
 def _raw(port: int, head: bytes) -> socket.socket:

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import create_engine
 
-from worker.storage.idempotency import IdempotencyStore
+from worker.storage.idempotency import ABANDONED_AFTER_S, IdempotencyStore
+from worker.storage.schema import idempotency_keys
 
 
 @pytest.fixture
@@ -53,3 +55,22 @@ def test_purge_forgets_keys_claimed_before_the_cutoff(keys: IdempotencyStore) ->
     assert keys.purge(datetime.now(UTC) - timedelta(hours=1)) == 0
     assert keys.purge(datetime.now(UTC) + timedelta(seconds=1)) == 1
     assert keys.claim("feed-a", "old", "h") is None
+
+
+def test_a_claim_never_answered_is_taken_over_after_a_minute(
+    keys: IdempotencyStore, store_url: str
+) -> None:
+    """A running claim older than ABANDONED_AFTER_S (its server died) goes to the next request;
+    a younger one does not."""
+    assert keys.claim("feed-a", "k", "h") is None
+    assert keys.claim("feed-a", "k", "h") is not None
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(
+            idempotency_keys.update().values(
+                created_at=datetime.now(UTC) - timedelta(seconds=ABANDONED_AFTER_S + 5)
+            )
+        )
+    engine.dispose()
+    assert keys.claim("feed-a", "k", "h") is None
+    assert keys.claim("feed-a", "k", "h") is not None
