@@ -6,7 +6,7 @@ as derived by an older parser (``parser_version`` 0.9.0), as after a parser upgr
 re-derives each one and replaces it in place (unchanged content, newer parser), the realistic
 and dearer case, since an up-to-date record would be read and left alone. One worker with
 ``processes`` processes consumes; it is warmed by re-deriving the ``warm_up`` cables first (by
-reference id), then ``reparse --older-than 1.0.0`` (:func:`worker.cli.reparse_job.reparse_job`,
+reference id), then ``reparse --older-than`` the current parser version (:func:`worker.cli.reparse_job.reparse_job`,
 in this process, relying on the running worker as on any Redis) takes the ``count`` others.
 
 The time runs from the start of the job (choosing the run's items and sending them included) to
@@ -24,13 +24,14 @@ from sqlalchemy import create_engine, text
 
 from worker.cli.reparse_job import reparse_job
 from worker.cli.run import start_workers, stop_workers
+from worker.model import PARSER_VERSION
 from worker.routing.config import load_config
 from worker.settings import Settings
 from worker.storage.engine import parse_utc
 from worker.storage.reparse import UNCHANGED, Selection
 
 OLDER = "0.9.0"
-CURRENT = "1.0.0"
+CURRENT = PARSER_VERSION
 
 
 @dataclass(frozen=True)

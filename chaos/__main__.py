@@ -8,7 +8,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from chaos.scenarios import SCENARIOS, Row
+from chaos.feeds import SCENARIOS as FEED_SCENARIOS
+from chaos.scenarios import SCENARIOS as CORE_SCENARIOS
+from chaos.scenarios import Row
+
+SCENARIOS = {**CORE_SCENARIOS, **FEED_SCENARIOS}
 
 HEADER = ("scenario", "sent", "stored", "dead", "withheld", "rejected", "lost", "dup", "recover")
 

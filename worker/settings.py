@@ -108,6 +108,15 @@ class Settings:
     ready_window_s: int = 120
     log_format: str = "auto"
     log_level: str = "INFO"
+    # cable-ingest serve (worker/http)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    http_max_body_bytes: int = 64 * 1024 * 1024  # a request body; larger: 413 while streaming
+    http_read_timeout_s: int = 10  # a client sending nothing for this long is cut off (408)
+    http_max_inputs: int = 10_000  # NDJSON lines, form files or archive members per request
+    http_max_expanded_bytes: int = 256 * 1024 * 1024  # archives of one request, unpacked
+    group_commit_ms: int = 5  # single-cable requests wait this long to share a queue message
+    token_cache_s: int = 5  # a revoked token may work this long on a server that saw it
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -140,6 +149,20 @@ class Settings:
             ready_window_s=env.get("READY_WINDOW_S", _positive, default.ready_window_s),
             log_format=env.get("LOG_FORMAT", _choice(LOG_FORMATS, str.lower), default.log_format),
             log_level=env.get("LOG_LEVEL", _choice(LOG_LEVELS, str.upper), default.log_level),
+            http_host=env.get("HTTP_HOST", str, default.http_host),
+            http_port=env.get("HTTP_PORT", _port, default.http_port),
+            http_max_body_bytes=env.get(
+                "HTTP_MAX_BODY_BYTES", _byte_size, default.http_max_body_bytes
+            ),
+            http_read_timeout_s=env.get(
+                "HTTP_READ_TIMEOUT_S", _positive, default.http_read_timeout_s
+            ),
+            http_max_inputs=env.get("HTTP_MAX_INPUTS", _positive, default.http_max_inputs),
+            http_max_expanded_bytes=env.get(
+                "HTTP_MAX_EXPANDED_BYTES", _byte_size, default.http_max_expanded_bytes
+            ),
+            group_commit_ms=env.get("GROUP_COMMIT_MS", _non_negative, default.group_commit_ms),
+            token_cache_s=env.get("TOKEN_CACHE_S", _non_negative, default.token_cache_s),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -212,6 +235,13 @@ def _positive(raw: str) -> int:
 
 def _non_negative(raw: str) -> int:
     return _integer(raw, 0, "a non-negative integer")
+
+
+def _port(raw: str) -> int:
+    port = _integer(raw, 0, "a TCP port (0-65535)")
+    if port > 65535:
+        raise ValueError("a TCP port (0-65535)")
+    return port
 
 
 def _byte_size(raw: str) -> int:

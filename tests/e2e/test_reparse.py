@@ -25,6 +25,7 @@ from tests.services import postgres_schema_url, redis_db_url
 from worker.core import pipeline
 from worker.intake.envelope import make_envelope
 from worker.intake.generate import generate, load_templates
+from worker.model import PARSER_VERSION
 from worker.parse import parse_cable
 from worker.settings import Settings
 from worker.storage import CableStore, DeadLetterStore, content_hash, upgrade
@@ -183,11 +184,11 @@ def test_what_a_newer_parser_derives_differently_is_revised_and_older_versions_r
     _change(world, changed, subject="WHAT THE OLD PARSER READ")
     _change(world, aged, parser_version="0.9.0")
 
-    code, older, stderr = _reparse(world, "--older-than", "1.0.0")
+    code, older, stderr = _reparse(world, "--older-than", PARSER_VERSION)
     assert code == 0, stderr
     assert (older["total"], older["unchanged"], older["revised"]) == (3, 3, 0)
     versions = select(cables.c.parser_version).where(cables.c.reference_id == aged[0])
-    assert _scalar(world, versions) == "1.0.0"
+    assert _scalar(world, versions) == PARSER_VERSION
 
     code, summary, stderr = _reparse(world, "--all")
     assert code == 0, stderr

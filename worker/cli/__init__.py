@@ -1,8 +1,8 @@
 """The ``cable-ingest`` command line: one subcommand per job, each a thin call into the core.
 
 Each module of this package registers its subcommands: :mod:`.parse` (``parse``, ``validate``),
-:mod:`.generate`, :mod:`.store`, :mod:`.exchange` (``export``, ``import``), :mod:`.queue`,
-:mod:`.reparse`, :mod:`.observe`, :mod:`.status`.
+:mod:`.generate`, :mod:`.store`, :mod:`.exchange` (``export``, ``import``), :mod:`.tokens`,
+:mod:`.serve`, :mod:`.queue`, :mod:`.reparse`, :mod:`.observe`, :mod:`.status`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from worker import __version__
 from worker.errors import CableIngestError
 
-from . import exchange, generate, parse, store
+from . import exchange, generate, parse, serve, store, tokens
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.register(sub)
     store.register(sub)
     exchange.register(sub)
+    tokens.register(sub)
+    serve.register(sub)
     from . import queue  # noqa: PLC0415 - Celery, kombu and the sinks: only when parsing
 
     queue.register(sub)

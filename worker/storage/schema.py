@@ -211,3 +211,31 @@ reparse_items = Table(
 )
 """One row per cable a run re-derives, marked done (unchanged, revised, failed, no_original)
 in the transaction that settles it."""
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("scopes", String(64), nullable=False),
+    Column("clearance", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Index(None, "name"),
+)
+"""API tokens of ``cable-ingest serve``: a feed's name, scopes and clearance; only a hash."""
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("feed", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_sha256", String(64), nullable=False),
+    Column("status", Integer, nullable=True),  # null: the first request is still running
+    Column("response", LargeBinary, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "created_at"),
+)
+"""The first response to each ``Idempotency-Key`` of a feed, returned again on a retry."""

@@ -1,0 +1,56 @@
+"""``serve``: the HTTP face (intake, reads, probes) on uvicorn; see :mod:`worker.http`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from worker.logs import configure_logging
+from worker.settings import Settings, redact_url
+
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
+MAX_CONNECTIONS = 1000  # past this many at once, uvicorn answers 503 instead of queueing
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the API until interrupted (SIGTERM or Ctrl-C: in-flight requests finish first)."""
+    import uvicorn  # noqa: PLC0415 - only this command needs the server
+
+    from worker.http.app import create_http_app  # noqa: PLC0415 - imports the queue's app
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    host = args.host or settings.http_host
+    port = settings.http_port if args.port is None else args.port
+    print(
+        f"serving http://{host}:{port}/v1 (broker {redact_url(settings.broker_url)}, "
+        f"database {redact_url(settings.database_url)})",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        create_http_app(settings),
+        host=host,
+        port=port,
+        log_config=None,  # uvicorn's records go through worker.logs like everything else
+        access_log=False,  # the request metrics count every request; no line per request
+        timeout_keep_alive=KEEP_ALIVE_S,
+        limit_concurrency=MAX_CONNECTIONS,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        server_header=False,
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve``."""
+    serve = sub.add_parser("serve", help="serve the HTTP API (intake, reads, /metrics, probes)")
+    serve.add_argument("--host", help="address to listen on (default CABLE_INGEST_HTTP_HOST)")
+    serve.add_argument("--port", type=int, help="0: any free port (default CABLE_INGEST_HTTP_PORT)")
+    serve.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (behind a TLS proxy)",
+    )
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="the proxy's addresses")
+    serve.set_defaults(func=cmd_serve)

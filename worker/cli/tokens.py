@@ -1,0 +1,106 @@
+"""``tokens create|list|revoke``: the API tokens of ``cable-ingest serve``, one feed each.
+
+``create`` prints the token once, on stdout alone (``TOKEN=$(cable-ingest tokens create …)``);
+only its hash is stored, so a lost token is revoked and replaced, never shown again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from worker.cli.store import write_json
+from worker.model import CLASSIFICATIONS
+from worker.settings import Settings
+from worker.storage import upgrade
+from worker.storage.tokens import SCOPES, TokenInfo, TokenStore, check_name
+
+
+def _store() -> TokenStore:
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    return TokenStore(settings.database_url)
+
+
+def _feed(raw: str) -> str:
+    try:
+        return check_name(raw)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _line(info: TokenInfo) -> str:
+    when = info.as_dict()
+    state = f"revoked {when['revoked_at']}" if info.revoked_at else "live"
+    return (
+        f"{info.id}  {info.name:<24} {','.join(info.scopes):<20} "
+        f"{info.clearance or '-':<20} created {when['created_at']}  "
+        f"last used {when['last_used_at'] or 'never'}  {state}"
+    )
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    """Make a token; print it (stdout) and what it allows (stderr)."""
+    store = _store()
+    try:
+        token, info = store.create(args.name, args.scope or ["ingest"], args.clearance)
+    finally:
+        store.close()
+    if args.json:
+        write_json({**info.as_dict(), "token": token})
+    else:
+        print(token)
+        print(f"created {_line(info)}", file=sys.stderr)
+        print("the token is shown this once; store it now", file=sys.stderr)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """List tokens (never their secrets)."""
+    store = _store()
+    try:
+        found = store.list(name=args.name)
+    finally:
+        store.close()
+    if args.json:
+        write_json([info.as_dict() for info in found])
+    else:
+        for info in found:
+            print(_line(info))
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    """Revoke a token by id, or every token of a feed; exit 1 when none was live."""
+    store = _store()
+    try:
+        count = store.revoke(token_id=args.id, name=args.feed)
+    finally:
+        store.close()
+    print(f"revoked {count} token{'s' if count != 1 else ''}", file=sys.stderr)
+    return 0 if count else 1
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``tokens create|list|revoke``."""
+    tokens = sub.add_parser("tokens", help="API tokens of `serve`: create, list, revoke")
+    actions = tokens.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="make a token for a feed (printed once)")
+    create.add_argument("name", type=_feed, help="the feed: every envelope's source")
+    create.add_argument(
+        "--scope", action="append", choices=SCOPES, help="repeatable; default: ingest"
+    )
+    create.add_argument(
+        "--clearance", choices=CLASSIFICATIONS, help="highest classification it may read"
+    )
+    create.add_argument("--json", action="store_true", help="print the token and its row as JSON")
+    create.set_defaults(func=cmd_create)
+    listing = actions.add_parser("list", help="every token, revoked ones included")
+    listing.add_argument("--name", type=_feed, help="only this feed's")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_list)
+    revoke = actions.add_parser("revoke", help="revoke a token (by id) or a feed's tokens")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?", help="the token id (the hex after cit_)")
+    which.add_argument("--feed", type=_feed, help="revoke every token of this feed")
+    revoke.set_defaults(func=cmd_revoke)
