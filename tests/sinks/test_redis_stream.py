@@ -160,13 +160,16 @@ def acl_user(admin: redis.Redis) -> Iterator[str]:
 
 
 def test_password_env_authenticates(
-    make: Make, admin: redis.Redis, acl_user: str, monkeypatch: pytest.MonkeyPatch
+    make: Make,
+    admin: redis.Redis,
+    acl_user: str,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The password named by password_env logs the URL's user in, and the entry is added."""
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    make(url=f"redis://{acl_user}@127.0.0.1:6379/13", password_env=PASSWORD_ENV).send(
-        _notification(), "m1:stream"
-    )
+    url = redis_url.replace("redis://", f"redis://{acl_user}@", 1)  # the test database
+    make(url=url, password_env=PASSWORD_ENV).send(_notification(), "m1:stream")
     assert admin.xlen(STREAM) == 1
 
 
