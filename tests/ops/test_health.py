@@ -14,9 +14,9 @@ import redis
 
 from tests.services import redis_db_url
 from worker.intake.producer import Producer
-from worker.ops.health import check_health, record_ack
+from worker.ops.health import check_health
 from worker.queue.app import prepare_broker
-from worker.queue.brokers import ACK_KEY
+from worker.queue.brokers import ACK_KEY, record_ack
 from worker.settings import Settings
 from worker.storage import upgrade
 

@@ -3,7 +3,8 @@
 Ready means: the broker answers (Redis PING; for the embedded broker, its queue folder can be
 read and written), the database answers (``SELECT 1``), and, while any of the worker's queues
 holds waiting messages, some task was acknowledged within the readiness window. The workers
-record that time after every task (:func:`record_ack`, hooked to ``task_postrun``): on Redis as
+record that time after every task (:func:`worker.queue.brokers.record_ack`, hooked to
+``task_postrun``): on Redis as
 the key ``cable-ingest:last-ack`` of the broker's database, on the embedded broker in the file
 ``var_dir/broker/last-ack``; both hold the Unix time as a decimal number.
 
@@ -48,15 +49,6 @@ class Health:
 def _short(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
-
-
-def record_ack(settings: Settings, *, at: float | None = None) -> None:
-    """Record that a task was just acknowledged (hook to ``task_postrun``); never raises."""
-    value = repr(time.time() if at is None else at)
-    try:
-        broker_for(settings).record_ack(value)
-    except Exception as error:  # a probe's bookkeeping must never fail a task
-        log.warning("ack_not_recorded", error=_short(error))
 
 
 def last_ack(settings: Settings) -> float | None:

@@ -11,7 +11,6 @@ made on first use and forgotten in a forked child.
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 import orjson
@@ -22,7 +21,7 @@ from kombu.serialization import register
 from worker import logs, processes
 from worker import telemetry as metrics
 from worker.queue import broker
-from worker.queue.brokers import broker_for
+from worker.queue.brokers import broker_for, record_ack
 from worker.queue.names import (
     DELIVER_TASK,
     INGEST_TASK,
@@ -52,8 +51,6 @@ __all__ = [
     "publish",
     "sink_queue",
 ]
-
-log = logs.get_logger("worker.queue.app")
 
 SERIALIZER = "orjson"
 PUBLISH_RETRY_POLICY = {
@@ -209,9 +206,5 @@ def _bind_task(task_id: str | None = None, task: Any = None, **_: object) -> Non
 def _acknowledged(sender: Any = None, **_: object) -> None:
     """A task finished (acks are late: its message is acknowledged now); readiness reads it."""
     celery = _ours(getattr(sender, "app", None))
-    if celery is None:
-        return
-    try:
-        broker_for(celery.settings).record_ack(repr(time.time()))
-    except Exception as error:  # a probe's bookkeeping must never fail a task
-        log.warning("ack_not_recorded", error_class=type(error).__name__, error=str(error)[:200])
+    if celery is not None:
+        record_ack(celery.settings)

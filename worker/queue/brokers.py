@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -27,10 +28,13 @@ from kombu.exceptions import KombuError
 
 from worker import processes
 from worker.errors import CableIngestError
+from worker.logs import get_logger
 from worker.queue import broker as transports
 from worker.queue.depths import queue_depth
 from worker.queue.names import PUBLISHED_AT
 from worker.settings import Settings, redact_url
+
+log = get_logger("worker.queue.brokers")
 
 REDIS_SCHEMES = ("redis", "rediss", "sentinel")
 ACK_KEY = "cable-ingest:last-ack"
@@ -114,6 +118,16 @@ def broker_for(settings: Settings) -> Broker:
     if settings.broker_url.startswith("filesystem:"):
         return EmbeddedBroker(settings)
     return InProcessBroker(settings)
+
+
+def record_ack(settings: Settings, *, at: float | None = None) -> None:
+    """Record that a task was just acknowledged (the readiness key; hooked to
+    ``task_postrun``); never raises: a probe's bookkeeping must never fail a task."""
+    value = repr(time.time() if at is None else at)
+    try:
+        broker_for(settings).record_ack(value)
+    except Exception as error:
+        log.warning("ack_not_recorded", error=_short(error))
 
 
 def _short(error: BaseException) -> str:
