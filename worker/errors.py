@@ -6,6 +6,7 @@
     ├── ConfigurationError    a setting is missing or malformed
     ├── IntegrityError        stored data does not match its sha256
     ├── ExchangeError         an export cannot be written or restored (file, format, database)
+    ├── UnavailableError      the broker or the database did not answer within the allowed wait
     └── SinkError             a sink could not take a batch
         ├── TransientSinkError    worth retrying (timeouts, 5xx, connection refused)
         └── PermanentSinkError    retrying will not help (4xx, constraint violations)
@@ -59,6 +60,16 @@ class IntegrityError(CableIngestError):
 class ExchangeError(CableIngestError, ValueError):
     """An export cannot be written or restored: the database is missing, not migrated or not
     empty, or the file is malformed, truncated or of another format version (with its line)."""
+
+
+class UnavailableError(CableIngestError):
+    """A dependency (the broker or the database) did not answer within the configured wait;
+    ``what`` names it ("broker", "database") and ``url`` is its redacted address."""
+
+    def __init__(self, what: str, url: str, message: str) -> None:
+        super().__init__(message)
+        self.what = what
+        self.url = url
 
 
 class SinkError(CableIngestError):
