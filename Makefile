@@ -39,6 +39,7 @@ eval: $(STAMP)  ## parser accuracy against manifest.tsv
 BENCH_ARGS ?= --cables 10000 --runs 3
 
 bench: $(STAMP)  ## throughput figures, with baselines measured in the same run (Redis, PostgreSQL)
+	$(BIN)/python -m bench.cli_startup
 	$(BIN)/python -m bench.parse_speed
 	$(BIN)/python -m bench.validators
 	$(BIN)/python -m bench.storage_size

@@ -22,4 +22,7 @@ CLASSIFICATIONS: Final = (
     "TOP SECRET//NOFORN",
 )
 
+TOKEN_SCOPES: Final = ("ingest", "read", "operate")
+"""What an API token of ``cable-ingest serve`` may do: post cables, read records, operate."""
+
 PRECEDENCES: Final = ("FLASH", "NIACT IMMEDIATE", "IMMEDIATE", "PRIORITY", "ROUTINE")

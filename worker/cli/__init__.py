@@ -1,8 +1,11 @@
 """The ``cable-ingest`` command line: one subcommand per job, each a thin call into the core.
 
-Each module of this package registers its subcommands: :mod:`.parse` (``parse``, ``validate``),
-:mod:`.generate`, :mod:`.store`, :mod:`.exchange` (``export``, ``import``), :mod:`.tokens`,
-:mod:`.serve`, :mod:`.queue`, :mod:`.reparse`, :mod:`.observe`, :mod:`.status`.
+Each module of this package registers its subcommands: :mod:`.queue` (``run``, ``enqueue``,
+``worker``, ``migrate``), :mod:`.store` (``show``, ``search``) and :mod:`.deadletters`
+(``dlq``), :mod:`.reparse`, :mod:`.exchange` (``export``, ``import``), :mod:`.status`,
+:mod:`.observe` (``metrics``, ``health``), :mod:`.serve`, :mod:`.tokens`, :mod:`.parse`
+(``parse``, ``validate``) and :mod:`.generate`. Building the parser imports none of what the
+commands run (see :mod:`.help`): ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -14,32 +17,52 @@ from collections.abc import Sequence
 from worker import __version__
 from worker.errors import CableIngestError
 
-from . import exchange, generate, parse, serve, store, tokens
+from . import (
+    deadletters,
+    exchange,
+    generate,
+    observe,
+    parse,
+    queue,
+    reparse,
+    serve,
+    status,
+    store,
+    tokens,
+)
+from .help import HelpFormatter
+
+DESCRIPTION = """\
+Ingest diplomatic cables: producers enqueue raw texts, workers parse each into a validated
+record and fan it out to storage and notification sinks.
+
+Settings come from CABLE_INGEST_* environment variables (README, "Configuration"); with none,
+everything runs embedded: a filesystem broker and SQLite under ./var.
+"""
+
+EPILOG = """\
+examples:
+  cable-ingest run ../cables            # all in one: workers, enqueue, wait, summary
+  cable-ingest enqueue feed/*.txt       # hand cables to running workers
+  cable-ingest status --watch           # queues, workers, throughput, dead letters
+  cable-ingest COMMAND --help           # what a command does, its options and examples
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cable-ingest``."""
-    parser = argparse.ArgumentParser(prog="cable-ingest", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="cable-ingest",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (queue, store, deadletters, reparse, exchange, status, observe, serve, tokens):
+        module.register(sub)
     parse.register(sub)
     generate.register(sub)
-    store.register(sub)
-    exchange.register(sub)
-    tokens.register(sub)
-    serve.register(sub)
-    from . import queue  # noqa: PLC0415 - Celery, kombu and the sinks: only when parsing
-
-    queue.register(sub)
-    from . import reparse  # noqa: PLC0415 - the same (see above)
-
-    reparse.register(sub)
-    from . import observe  # noqa: PLC0415 - the same (see above)
-
-    observe.register(sub)
-    from . import status  # noqa: PLC0415 - the same (see above)
-
-    status.register(sub)
     return parser
 
 

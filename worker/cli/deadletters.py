@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from kombu.exceptions import KombuError
 
+from worker.cli.help import Subcommands, command
 from worker.cli.store import (
     complain,
     iso_time,
@@ -33,9 +33,7 @@ from worker.cli.store import (
     terminal_width,
     write_json,
 )
-from worker.routing.config import load_config
 from worker.settings import redact_url as redact_broker_url
-from worker.storage import DeadLetterStore, redact_url
 
 _EVERYTHING = 2**31 - 1  # the store's list() has no "no limit"
 _FILTERS = ("stage", "sink", "reason", "since", "until")
@@ -72,6 +70,8 @@ def _replayed_since_failure(letter: Mapping[str, Any]) -> bool:
 
 
 def _counts(args: argparse.Namespace) -> int:
+    from worker.storage import DeadLetterStore
+
     if _filtered(args):
         complain(args, "--counts counts every dead letter by stage; it takes no filters")
         return 2
@@ -88,6 +88,8 @@ def _counts(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """List dead letters, most recently failed first (or count them by stage)."""
+    from worker.storage import DeadLetterStore
+
     if args.counts:
         return _counts(args)
     with opened(DeadLetterStore) as (_settings, store):
@@ -119,6 +121,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Print one dead letter, payload included, as JSON."""
+    from worker.storage import DeadLetterStore, redact_url
+
     with opened(DeadLetterStore) as (settings, store):
         letter = store.get(args.id)
     if letter is None:
@@ -130,6 +134,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Resend dead letters where they failed, then mark them replayed."""
+    from kombu.exceptions import KombuError
+
+    from worker.intake.producer import Producer
+    from worker.routing.config import load_config
+    from worker.storage import DeadLetterStore, redact_url
+
     if args.ids and (args.all or _filtered(args)):
         complain(args, "give dead-letter ids, or --all and/or filters, not both")
         return 2
@@ -162,8 +172,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         configured = load_config(settings.config_file).sinks
         for sink in sorted(unconfigured - set(configured)):
             complain(args, f"warning: no sink {sink} in the configuration; no worker reads it")
-        from worker.intake.producer import Producer  # noqa: PLC0415 - imports the app: reads settings
-
         started = datetime.now(UTC)
         try:
             with Producer(settings) as producer:
@@ -193,6 +201,8 @@ def _purge_selection(args: argparse.Namespace) -> str:
 
 def cmd_purge(args: argparse.Namespace) -> int:
     """Delete dead letters, after confirmation (or --yes)."""
+    from worker.storage import DeadLetterStore, redact_url
+
     if not args.yes and not sys.stdin.isatty():
         complain(args, "refusing to delete without --yes: stdin is not a terminal to confirm on")
         return 2
@@ -215,20 +225,37 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", type=stage_name, help="intake, parse, validate or sink:<name>")
     parser.add_argument("--sink", type=sink_name, help="sink failures of this sink only")
     parser.add_argument("--reason", metavar="TEXT", help="reason contains TEXT (any case)")
-    parser.add_argument("--since", type=iso_time, metavar="ISO", help="last seen at or after")
-    parser.add_argument("--until", type=iso_time, metavar="ISO", help="last seen before")
+    parser.add_argument("--since", type=iso_time, metavar="ISO", help="last seen at or after ISO")
+    parser.add_argument("--until", type=iso_time, metavar="ISO", help="last seen before ISO")
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
     """Add ``dlq`` and its actions ``list``, ``show``, ``replay`` and ``purge``."""
-    dlq = sub.add_parser("dlq", help="browse, replay and purge dead letters")
+    dlq = command(
+        sub,
+        "dlq",
+        summary="browse, replay and purge dead letters",
+        description="Dead letters are the messages that failed for good (not a cable, invalid\n"
+        "after parsing, a sink refusing them), each with its stage, error and reason. List\n"
+        "them, look at one, send them back where they failed once the cause is fixed, or\n"
+        "delete them.",
+    )
     actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
 
-    listing = actions.add_parser("list", help="dead letters, most recently failed first")
-    _add_filters(listing)
-    listing.add_argument(
-        "--limit", type=positive_int, default=100, help="at most this many (default 100)"
+    listing = command(
+        actions,
+        "list",
+        summary="dead letters, most recently failed first",
+        description="List dead letters, most recently failed first: id, stage, error, attempts,\n"
+        "last seen, cable or source, reason. Filters combine (all must hold).",
+        examples=[
+            "cable-ingest dlq list --stage parse --since 2026-12-01",
+            "cable-ingest dlq list --sink webhook --reason timeout --json",
+            "cable-ingest dlq list --counts",
+        ],
     )
+    _add_filters(listing)
+    listing.add_argument("--limit", type=positive_int, default=100, help="at most this many")
     listing.add_argument("--json", action="store_true", help="one JSON dead letter per line")
     listing.add_argument(
         "--counts",
@@ -237,27 +264,52 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     listing.set_defaults(func=cmd_list, command_name="dlq list")
 
-    show = actions.add_parser("show", help="one dead letter as JSON, payload included")
+    show = command(
+        actions,
+        "show",
+        summary="one dead letter as JSON, payload included",
+        examples=["cable-ingest dlq show 3f2a9c1e --pretty"],
+    )
     show.add_argument("id", metavar="ID", help="dead-letter id (the first column of dlq list)")
     show.add_argument("--pretty", action="store_true", help="indented JSON for people")
     show.set_defaults(func=cmd_show, command_name="dlq show")
 
-    replay = actions.add_parser(
+    replay = command(
+        actions,
         "replay",
-        help="resend dead letters where they failed and mark them replayed",
-        description="Select by ids, or by --all and/or filters; nothing selected is refused.",
+        summary="resend dead letters where they failed and mark them replayed",
+        description="Resend dead letters to the stage where they failed (intake, parse and\n"
+        "validate to the intake queue, sink:<name> to that sink's queue) and mark them\n"
+        "replayed. Select by ids, or by --all and/or filters; nothing selected is refused.\n"
+        "A dead letter replayed since its last failure is skipped unless --again.",
+        examples=[
+            "cable-ingest dlq replay 3f2a9c1e 77b0d2aa",
+            "cable-ingest dlq replay --sink webhook --since 2026-12-01T09:00Z --dry-run",
+            "cable-ingest dlq replay --all",
+        ],
     )
     replay.add_argument("ids", nargs="*", metavar="ID", help="dead-letter ids to replay")
     replay.add_argument("--all", action="store_true", help="every dead letter (the filters apply)")
     _add_filters(replay)
-    replay.add_argument("--limit", type=positive_int, help="at most this many (most recent first)")
+    replay.add_argument(
+        "--limit", type=positive_int, help="at most this many, most recent first (default: all)"
+    )
     replay.add_argument("--dry-run", action="store_true", help="list what would be sent, send none")
     replay.add_argument(
         "--again", action="store_true", help="also those replayed since their last failure"
     )
     replay.set_defaults(func=cmd_replay, command_name="dlq replay")
 
-    purge = actions.add_parser("purge", help="delete dead letters (all unless filtered)")
+    purge = command(
+        actions,
+        "purge",
+        summary="delete dead letters (all unless filtered)",
+        description="Delete dead letters, after a confirmation on the terminal (or --yes).",
+        examples=[
+            "cable-ingest dlq purge --replayed-only --yes",
+            "cable-ingest dlq purge --stage parse --before 2026-11-01",
+        ],
+    )
     purge.add_argument("--stage", type=stage_name, help="intake, parse, validate or sink:<name>")
     purge.add_argument("--before", type=iso_time, metavar="ISO", help="last seen before ISO")
     purge.add_argument(

@@ -22,15 +22,16 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import zstandard
 
+from worker.cli.help import Subcommands, command
 from worker.errors import ExchangeError
 from worker.settings import Settings
-from worker.storage.engine import redact_url
-from worker.storage.exchange import Counts, export_database
-from worker.storage.restore import import_database
+
+if TYPE_CHECKING:
+    from worker.storage.exchange import Counts
 
 CODECS = ("zstd", "gzip")
 ZSTD_LEVEL = 3
@@ -136,6 +137,9 @@ def _summary(counts: Counts) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write every stored revision (with --originals, --provenance) as JSON Lines."""
+    from worker.storage.engine import redact_url
+    from worker.storage.exchange import export_database
+
     settings = Settings.from_env()
     codec = compression(args.compress, args.output)
     with writer(args.output, codec) as write:
@@ -153,6 +157,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Restore an export into an empty database, all or nothing."""
+    from worker.storage.engine import redact_url
+    from worker.storage.restore import import_database
+
     settings = Settings.from_env()
     with reader(args.file) as lines:
         counts = import_database(settings.database_url, lines)
@@ -163,18 +170,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
     """Add ``export`` and ``import``."""
-    export = sub.add_parser(
+    export = command(
+        sub,
         "export",
-        help="write the stored cables and every revision as JSON Lines (read-only)",
-        description="Write every stored revision of every cable, optionally with the originals"
-        " and the arrivals, as JSON Lines: a header line, then revisions by reference id and"
-        " revision, originals by sha256, arrivals by message id, and an end line with counts.",
+        summary="write the stored cables and every revision as JSON Lines (read-only)",
+        description="Write every stored revision of every cable, optionally with the originals\n"
+        "and the arrivals, as JSON Lines: a header line, then revisions by reference id and\n"
+        "revision, originals by sha256, arrivals by message id, and an end line with counts.\n"
+        "The database is read in one snapshot and never written.",
+        examples=[
+            "cable-ingest export -o cables.jsonl.zst --originals --provenance",
+            "cable-ingest export | jq -c 'select(.type == \"revision\")' | head",
+        ],
     )
     export.add_argument(
         "-o", "--output", default="-", metavar="FILE",
-        help="where to write (default -: stdout); .zst or .gz compresses",
+        help="where to write (- is stdout); .zst or .gz compresses",
     )  # fmt: skip
     export.add_argument(
         "--originals", action="store_true", help="include the original texts (sha256 checked)"
@@ -182,14 +195,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export.add_argument(
         "--provenance", action="store_true", help="include every arrival (provenance rows)"
     )
-    export.add_argument("--compress", choices=CODECS, help="compress the output")
+    export.add_argument(
+        "--compress", choices=CODECS, help="compress the output (default: by FILE's suffix)"
+    )
     export.set_defaults(func=cmd_export, command_name="export")
 
-    restore = sub.add_parser(
+    restore = command(
+        sub,
         "import",
-        help="restore an export into an empty database (all or nothing)",
-        description="Restore a file written by export (plain, .zst or .gz) into an empty"
-        " database: migrated first, then one transaction; nothing is kept if any line fails.",
+        summary="restore an export into an empty database (all or nothing)",
+        description="Restore a file written by export (plain, .zst or .gz) into an empty\n"
+        "database: migrated first, then one transaction; nothing is kept if any line fails.",
+        examples=[
+            "CABLE_INGEST_DATABASE_URL=postgresql+psycopg://cables@db/cables \\\n"
+            "    cable-ingest import cables.jsonl.zst",
+            "zstdcat cables.jsonl.zst | cable-ingest import -",
+        ],
     )
     restore.add_argument("file", metavar="FILE", help="an export, or - for stdin")
     restore.set_defaults(func=cmd_import, command_name="import")

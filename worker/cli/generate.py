@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from worker.cli.help import Subcommands, command
 from worker.errors import CableIngestError
-from worker.intake.generate import load_templates, write_cables
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write ``--count`` cables made from the cables under ``--from`` into OUT_DIR."""
+    from worker.intake.generate import load_templates, write_cables
+
     source: Path = args.source
     if not source.is_dir():
         raise CableIngestError(f"--from {source}: not a folder of cables")
@@ -25,10 +27,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
     """Add ``generate``."""
-    generate = sub.add_parser(
-        "generate", help="write N distinct synthetic cables renumbered from real ones"
+    generate = command(
+        sub,
+        "generate",
+        summary="write N distinct synthetic cables renumbered from real ones",
+        description="Write --count cables into OUT_DIR, each a real cable from --from with a new\n"
+        "serial number where the parser reads it, so that every copy has its own reference\n"
+        "id and hash and the corpus's size and structure: test data at any scale (make run\n"
+        "uses it when the dev corpus is absent).",
+        examples=["cable-ingest generate var/generated --count 1000 --from tests/fixtures"],
     )
     generate.add_argument("out", type=Path, metavar="OUT_DIR", help="created if missing")
     generate.add_argument("--count", type=int, required=True, help="how many cables")

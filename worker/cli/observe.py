@@ -12,18 +12,19 @@ import argparse
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 import orjson
-from celery import Celery
 
-from worker.logs import configure_logging, get_logger
-from worker.ops.health import Health, check_health
-from worker.ops.metrics import CONTENT_TYPE, render_metrics
-from worker.queue.app import create_app
+from worker.cli.help import Subcommands, command
 from worker.settings import Settings
 
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from worker.ops.health import Health
+
 DEFAULT_PORT = 9808
-log = get_logger("worker.cli.observe")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -32,6 +33,10 @@ class _Handler(BaseHTTPRequestHandler):
     lock: threading.Lock  # one scrape or probe at a time: each opens its own connections
 
     def do_GET(self) -> None:
+        from worker.logs import get_logger
+        from worker.ops.health import check_health
+        from worker.ops.metrics import CONTENT_TYPE, render_metrics
+
         path = self.path.partition("?")[0]
         try:
             if path == "/metrics":
@@ -47,7 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send(404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain")
         except Exception as error:  # the server outlives a failed scrape; the log says why
-            log.exception("observe_request_failed", path=path)
+            get_logger("worker.cli.observe").exception("observe_request_failed", path=path)
             self._send(500, f"{type(error).__name__}: {error}\n".encode(), "text/plain")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -66,6 +71,8 @@ def _json(health: Health) -> bytes:
 
 
 def _settings() -> Settings:
+    from worker.logs import configure_logging
+
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
     return settings
@@ -73,6 +80,8 @@ def _settings() -> Settings:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     """Serve /metrics, /healthz and /readyz until interrupted."""
+    from worker.queue.app import create_app
+
     settings = _settings()
     handler = type(
         "Handler",
@@ -90,6 +99,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """Exit 0 when ready, 1 when not (the reasons on stderr); --json prints the details."""
+    from worker.ops.health import check_health
+
     health = check_health(_settings())
     if args.json:
         sys.stdout.buffer.write(_json(health))
@@ -98,15 +109,35 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if health.ready else 1
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
     """Add ``metrics`` and ``health``."""
-    metrics = sub.add_parser("metrics", help="serve /metrics, /healthz and /readyz over HTTP")
+    metrics = command(
+        sub,
+        "metrics",
+        summary="serve /metrics, /healthz and /readyz over HTTP",
+        description="Serve Prometheus metrics (every worker process's counters and the queue,\n"
+        "worker and dead-letter gauges read at scrape time), /healthz (200 while it runs) and\n"
+        "/readyz (200, or 503 with the reasons as JSON) until interrupted.",
+        examples=[
+            "cable-ingest metrics",
+            "cable-ingest metrics --host 0.0.0.0 --port 9808",
+            "curl -s localhost:9808/readyz",
+        ],
+    )
     metrics.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="0: any free port (printed on stderr)"
     )
     metrics.add_argument("--host", default="127.0.0.1", help="address to listen on")
     metrics.set_defaults(func=cmd_metrics)
 
-    health = sub.add_parser("health", help="exit 0 when the worker is ready, 1 when not")
+    health = command(
+        sub,
+        "health",
+        summary="exit 0 when the worker is ready, 1 when not (for exec probes)",
+        description="Check readiness as /readyz does (broker and database answer, the schema is\n"
+        "current, the workers take work): exit 0 when ready, 1 when not, with the reasons on\n"
+        "stderr.",
+        examples=["cable-ingest health", "cable-ingest health --json"],
+    )
     health.add_argument("--json", action="store_true", help="print the checks as JSON")
     health.set_defaults(func=cmd_health)

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import orjson
 
-from worker.core.validate import validate_record
+from worker.cli.help import Subcommands, command
 from worker.errors import CableIngestError, ValidationError
-from worker.parse import parse_cable
 
 
 def _inputs(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:
@@ -38,6 +37,9 @@ def _read(path: Path | None) -> str:
 
 def cmd_parse(args: argparse.Namespace) -> int:
     """Parse cables and print one JSON record per line (or indented with --pretty)."""
+    from worker.core.validate import validate_record
+    from worker.parse import parse_cable
+
     option = orjson.OPT_INDENT_2 if args.pretty else 0
     failed = 0
     out = sys.stdout.buffer
@@ -57,6 +59,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate JSON records (a JSON document or JSON Lines per file) against the cable schema."""
+    from worker.core.validate import validate_record
+
     failed = 0
     for name, path in _inputs(args.paths):
         try:
@@ -84,15 +88,41 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
     """Add ``parse`` and ``validate`` to the ``cable-ingest`` subcommands."""
-    parse = sub.add_parser("parse", help="parse cables into JSON records")
-    parse.add_argument("paths", nargs="+", metavar="FILE|DIR|-")
+    parse = command(
+        sub,
+        "parse",
+        summary="parse cables into JSON records, without the queue",
+        description="Parse each cable and print its record as one JSON line (validated against\n"
+        "the cable schema unless --no-validate). A folder is walked; - reads stdin. A file\n"
+        "that is not a cable is named on stderr with the reason; exit 1 when any failed.",
+        examples=[
+            "cable-ingest parse 06ALMATY598.txt --pretty",
+            "cable-ingest parse ../cables | jq -r '[.reference_id, .signature] | @tsv'",
+            "curl -s https://example.org/cable.txt | cable-ingest parse -",
+        ],
+    )
+    parse.add_argument(
+        "paths", nargs="+", metavar="FILE|DIR|-", help="cables: files, folders (walked), - (stdin)"
+    )
     parse.add_argument("--pretty", action="store_true", help="indented JSON for people")
     parse.add_argument("--no-validate", action="store_true", help="skip schema validation")
     parse.set_defaults(func=cmd_parse)
 
-    validate = sub.add_parser("validate", help="validate JSON records against the cable schema")
-    validate.add_argument("paths", nargs="+", metavar="FILE.json|-")
+    validate = command(
+        sub,
+        "validate",
+        summary="validate JSON records against the cable schema",
+        description="Check JSON records (one document, or JSON Lines, per file) against the\n"
+        "cable schema; each violation is printed with its JSON pointer. Exit 1 when any fails.",
+        examples=[
+            "cable-ingest validate records.jsonl",
+            "cable-ingest parse ../cables --no-validate | cable-ingest validate -",
+        ],
+    )
+    validate.add_argument(
+        "paths", nargs="+", metavar="FILE.json|-", help="JSON or JSON Lines files, - (stdin)"
+    )
     validate.add_argument("-v", "--verbose", action="store_true", help="also report valid records")
     validate.set_defaults(func=cmd_validate)

@@ -6,23 +6,15 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-from tqdm import tqdm
 
-from worker.cli.run import run_job
-from worker.intake.enqueue import enqueue_paths
-from worker.intake.envelope import IntakeError
-from worker.intake.producer import Producer
-from worker.intake.sources import count_hint
-from worker.logs import configure_logging
-from worker.queue.app import create_app
-from worker.queue.brokers import broker_for
-from worker.queue.names import consumed_queues
-from worker.routing.config import load_config
+from worker.cli.help import Subcommands, command
 from worker.settings import Settings
-from worker.sinks import build_sinks
-from worker.storage import ReceiptStore, redact_url, upgrade
+
+if TYPE_CHECKING:
+    from worker.intake.envelope import IntakeError
 
 
 def _report(error: IntakeError) -> None:
@@ -32,6 +24,8 @@ def _report(error: IntakeError) -> None:
 def _settings(config: str | None = None) -> Settings:
     """The settings (``--config FILE`` in place of CABLE_INGEST_CONFIG when given), with
     logging configured from them."""
+    from worker.logs import configure_logging
+
     settings = Settings.from_env()
     if config:
         settings = dataclasses.replace(settings, config_file=Path(config))
@@ -41,6 +35,12 @@ def _settings(config: str | None = None) -> Settings:
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
     """Enqueue cables from files, folders, globs, archives, cables.csv or stdin."""
+    from tqdm import tqdm
+
+    from worker.intake.enqueue import enqueue_paths
+    from worker.intake.producer import Producer
+    from worker.intake.sources import count_hint
+
     settings = _settings()
     interactive = sys.stderr.isatty()
     total = count_hint(args.paths) if interactive else None
@@ -58,6 +58,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 def worker_argv(settings: Settings, queues: str, concurrency: int, loglevel: str) -> list[str]:
     """The ``celery worker`` arguments for this project's worker."""
+    from worker.queue.brokers import broker_for
+
     argv = ["worker", "--queues", queues, "--concurrency", str(concurrency)]
     argv += ["--loglevel", loglevel]
     argv += broker_for(settings).worker_flags()  # the embedded broker: no broadcast
@@ -66,6 +68,12 @@ def worker_argv(settings: Settings, queues: str, concurrency: int, loglevel: str
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker on the project's app (it migrates the database at start)."""
+    from worker.queue.app import create_app
+    from worker.queue.names import consumed_queues
+    from worker.routing.config import load_config
+    from worker.sinks import build_sinks
+    from worker.storage import ReceiptStore
+
     settings = _settings(args.config)
     config = load_config(settings.config_file)  # a bad file stops here, with the key named
     build_sinks(config, settings, ReceiptStore(settings.database_url))  # secrets, options
@@ -78,6 +86,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Ingest everything under PATH end to end through worker processes, then summarise."""
+    from worker.cli.run import run_job
+    from worker.storage import redact_url
+
     settings = _settings(args.config)
     where = (
         f"broker {redact_url(settings.broker_url)}, database {redact_url(settings.database_url)}"
@@ -100,39 +111,115 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
     """Create or upgrade the storage tables."""
+    from worker.storage import redact_url, upgrade
+
     settings = Settings.from_env()
     upgrade(settings.database_url)
     print(f"{redact_url(settings.database_url)}: schema is current")
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``enqueue``, ``worker``, ``run`` and ``migrate``."""
-    enqueue = sub.add_parser("enqueue", help="put cables on the intake queue")
-    enqueue.add_argument(
-        "paths", nargs="+", metavar="PATH", help="file, folder, glob, archive, cables.csv or -"
+def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
+    """Add ``run``, ``enqueue``, ``worker`` and ``migrate``."""
+    run = command(
+        sub,
+        "run",
+        summary="all in one: start workers, ingest PATHs, wait for every outcome",
+        description="Start worker processes, enqueue every cable under PATH, wait until each one\n"
+        "is stored or dead-lettered, stop the workers and print a summary. With no settings\n"
+        "it runs embedded (filesystem broker and SQLite under ./var); with\n"
+        "CABLE_INGEST_BROKER_URL and CABLE_INGEST_DATABASE_URL, on Redis and PostgreSQL.",
+        examples=[
+            "cable-ingest run ../cables",
+            "cable-ingest run feed.tar.gz cables.csv --concurrency 4",
+            "cable-ingest run ../cables --json > summary.json",
+        ],
     )
-    enqueue.add_argument("--strict", action="store_true", help="exit 1 when any input was rejected")
-    enqueue.set_defaults(func=cmd_enqueue)
-
-    worker = sub.add_parser("worker", help="run a worker (intake, every sink's queue, reparse)")
-    worker.add_argument("-Q", "--queues", help="comma-separated queues (default: all)")
-    worker.add_argument("-c", "--concurrency", type=int, help="worker processes")
-    worker.add_argument("--config", metavar="FILE", help="sinks and rules (TOML)")
-    worker.set_defaults(func=cmd_worker)
-
-    run = sub.add_parser("run", help="start workers, ingest PATHs, wait for every outcome")
-    run.add_argument("paths", nargs="+", metavar="PATH")
-    run.add_argument("-c", "--concurrency", type=int, help="worker processes")
+    run.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="file, folder, glob, archive (.tar[.gz|.bz2|.xz], .zip), cables.csv or - (stdin)",
+    )
+    run.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="worker processes (default: CABLE_INGEST_WORKER_CONCURRENCY)",
+    )
     run.add_argument(
         "--stall-timeout",
         type=float,
         default=300.0,
-        help="give up after this long without progress (s)",
+        metavar="SECONDS",
+        help="stop waiting after this long without a new outcome",
     )
-    run.add_argument("--json", action="store_true", help="print the summary as JSON")
-    run.add_argument("--config", metavar="FILE", help="sinks and rules (TOML)")
+    run.add_argument("--json", action="store_true", help="print the summary as one JSON document")
+    run.add_argument(
+        "--config", metavar="FILE", help="sinks and rules, TOML (default: CABLE_INGEST_CONFIG)"
+    )
     run.set_defaults(func=cmd_run)
 
-    migrate = sub.add_parser("migrate", help="create or upgrade the database tables")
+    enqueue = command(
+        sub,
+        "enqueue",
+        summary="put cables on the intake queue for running workers",
+        description="Read cables from every PATH and put them on the intake queue in batches;\n"
+        "running workers (cable-ingest worker) parse and store them. Each input is checked\n"
+        "first (empty, binary, oversize, not text); a rejected input is named on stderr.\n"
+        "The same text twice in one call is enqueued once.",
+        examples=[
+            "cable-ingest enqueue ../cables",
+            "cable-ingest enqueue 'feed/*.txt' archive.zip",
+            "cat cable.txt | cable-ingest enqueue -",
+        ],
+    )
+    enqueue.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="file, folder, glob, archive (.tar[.gz|.bz2|.xz], .zip), cables.csv or - (stdin)",
+    )
+    enqueue.add_argument("--strict", action="store_true", help="exit 1 when any input was rejected")
+    enqueue.set_defaults(func=cmd_enqueue)
+
+    worker = command(
+        sub,
+        "worker",
+        summary="run a worker: intake, every sink's queue and reparse",
+        description="Run a Celery worker on this project's app, consuming the intake queue,\n"
+        "every configured sink's queue and the reparse queue (or only --queues). It migrates\n"
+        "the database at start. SIGTERM finishes the running tasks, then stops.",
+        examples=[
+            "cable-ingest worker",
+            "cable-ingest worker --concurrency 4 --config sinks.toml",
+            "cable-ingest worker --queues intake",
+        ],
+    )
+    worker.add_argument(
+        "-Q", "--queues", help="comma-separated queues (default: all this configuration uses)"
+    )
+    worker.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="worker processes (default: CABLE_INGEST_WORKER_CONCURRENCY)",
+    )
+    worker.add_argument(
+        "--config", metavar="FILE", help="sinks and rules, TOML (default: CABLE_INGEST_CONFIG)"
+    )
+    worker.set_defaults(func=cmd_worker)
+
+    migrate = command(
+        sub,
+        "migrate",
+        summary="create or upgrade the database tables",
+        description="Create the tables, or upgrade them to this version's schema (idempotent).\n"
+        "Workers and writers do it at start; read-only commands never do.",
+        examples=[
+            "CABLE_INGEST_DATABASE_URL=postgresql+psycopg://cables@db/cables cable-ingest migrate"
+        ],
+    )
     migrate.set_defaults(func=cmd_migrate)

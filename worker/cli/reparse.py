@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Never
+from typing import TYPE_CHECKING, Never
 
 import orjson
 from packaging.version import InvalidVersion, Version
-from tqdm import tqdm
 
+from worker.cli.help import Subcommands, command
 from worker.cli.queue import _settings
-from worker.cli.reparse_job import reparse_job
 from worker.cli.store import iso_time
 from worker.settings import redact_url
-from worker.storage.reparse import FAILED, REVISED, UNCHANGED, Progress, Selection
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from worker.storage.reparse import Progress, Selection
 
 
 def parser_version(raw: str) -> str:
@@ -39,6 +42,8 @@ def non_negative_int(raw: str) -> int:
 
 
 def _selection(args: argparse.Namespace) -> Selection:
+    from worker.storage.reparse import Selection
+
     given = [bool(args.refids), args.all, args.since is not None, args.older_than is not None]
     if sum(given) != 1:
         args.parser.error("give REFID…, --all, --since DATE or --older-than VERSION (one of them)")
@@ -58,6 +63,10 @@ class _Bar:
         self.enabled = enabled
 
     def __call__(self, progress: Progress) -> None:
+        from tqdm import tqdm
+
+        from worker.storage.reparse import FAILED, REVISED, UNCHANGED
+
         if not self.enabled:
             return
         if self.bar is None:
@@ -77,6 +86,8 @@ class _Bar:
 
 def cmd_reparse(args: argparse.Namespace) -> int:
     """Re-derive the selected records from their originals and wait for every outcome."""
+    from worker.cli.reparse_job import reparse_job
+
     selection = _selection(args)
     settings = _settings(args.config)
     where = (
@@ -103,10 +114,21 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
     """Add ``reparse``."""
-    reparse = sub.add_parser(
-        "reparse", help="re-derive stored records from their originals (resumable)"
+    reparse = command(
+        sub,
+        "reparse",
+        summary="re-derive stored records from their originals (resumable)",
+        description="Parse the stored originals again with this version's parser, through the\n"
+        "queue and the workers, and store a new revision where the record changed. Select by\n"
+        "reference ids, --all, --since or --older-than (one of them). Interrupted or stalled,\n"
+        "the same command resumes where it stopped. Exit 1 when any selected cable failed.",
+        examples=[
+            "cable-ingest reparse 06ALMATY598 04ANKARA348",
+            "cable-ingest reparse --older-than 2.0.0",
+            "cable-ingest reparse --all --workers 4 --json",
+        ],
     )
     reparse.add_argument("refids", nargs="*", metavar="REFID", help="reference ids to re-derive")
     reparse.add_argument("--all", action="store_true", help="every stored record")
@@ -130,8 +152,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--stall-timeout",
         type=float,
         default=300.0,
-        help="stop waiting after this long without an item settled (s); the run stays resumable",
+        metavar="SECONDS",
+        help="stop waiting after this long without an item settled; the run stays resumable",
     )
     reparse.add_argument("--json", action="store_true", help="print the summary as JSON")
-    reparse.add_argument("--config", metavar="FILE", help="sinks and rules (TOML), for workers")
+    reparse.add_argument(
+        "--config", metavar="FILE", help="sinks and rules, TOML, for the workers it starts"
+    )
     reparse.set_defaults(func=cmd_reparse, parser=reparse)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from worker.logs import configure_logging
+from worker.cli.help import Subcommands, command
 from worker.settings import Settings, redact_url
 
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
@@ -14,9 +14,10 @@ MAX_CONNECTIONS = 1000  # past this many at once, uvicorn answers 503 instead of
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API until interrupted (SIGTERM or Ctrl-C: in-flight requests finish first)."""
-    import uvicorn  # noqa: PLC0415 - only this command needs the server
+    import uvicorn
 
-    from worker.http.app import create_http_app  # noqa: PLC0415 - imports the queue's app
+    from worker.http.app import create_http_app
+    from worker.logs import configure_logging
 
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
@@ -42,11 +43,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
     """Add ``serve``."""
-    serve = sub.add_parser("serve", help="serve the HTTP API (intake, reads, /metrics, probes)")
-    serve.add_argument("--host", help="address to listen on (default CABLE_INGEST_HTTP_HOST)")
-    serve.add_argument("--port", type=int, help="0: any free port (default CABLE_INGEST_HTTP_PORT)")
+    serve = command(
+        sub,
+        "serve",
+        summary="serve the HTTP API (intake, reads, /metrics, probes)",
+        description="Serve the HTTP API on uvicorn until SIGTERM or Ctrl-C (in-flight requests\n"
+        "finish first): POST /v1/cables for feeds, receipts, records, search, /healthz,\n"
+        "/readyz and /metrics. Every request needs a token (cable-ingest tokens create).\n"
+        'Terminate TLS in front of it (README, "Over HTTP").',
+        examples=[
+            "cable-ingest serve",
+            "cable-ingest serve --host 0.0.0.0 --port 8080 --proxy-headers",
+        ],
+    )
+    serve.add_argument("--host", help="address to listen on (default: CABLE_INGEST_HTTP_HOST)")
+    serve.add_argument(
+        "--port", type=int, help="0: any free port (default: CABLE_INGEST_HTTP_PORT)"
+    )
     serve.add_argument(
         "--proxy-headers",
         action="store_true",

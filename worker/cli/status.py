@@ -7,13 +7,16 @@ import os
 import shutil
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 
-from worker.logs import configure_logging
-from worker.ops.status import Status, collect_status, render
-from worker.queue.app import CableIngestApp, create_app
+from worker.cli.help import Subcommands, command
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.ops.status import Status
+    from worker.queue.app import CableIngestApp
 
 DEFAULT_WATCH_S = 2.0
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, then clear the screen
@@ -30,6 +33,8 @@ def _interval(raw: str) -> float:
 
 
 def _screen(status: Status, as_json: bool, tty: bool) -> str:
+    from worker.ops.status import render
+
     if as_json:
         return orjson.dumps(status.as_dict()).decode() + "\n"
     width = shutil.get_terminal_size().columns if tty else 0
@@ -38,6 +43,8 @@ def _screen(status: Status, as_json: bool, tty: bool) -> str:
 
 def _watch(settings: Settings, app: CableIngestApp, args: argparse.Namespace, tty: bool) -> int:
     """Screen after screen: in place on a terminal, else a blank line apart; 0 on Ctrl-C."""
+    from worker.ops.status import collect_status
+
     first = True
     try:
         while True:
@@ -56,6 +63,10 @@ def _watch(settings: Settings, app: CableIngestApp, args: argparse.Namespace, tt
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the status once, or every ``--watch`` seconds until Ctrl-C."""
+    from worker.logs import configure_logging
+    from worker.ops.status import collect_status
+    from worker.queue.app import create_app
+
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
     app = create_app(settings)
@@ -70,10 +81,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
     """Add ``status``."""
-    status = sub.add_parser(
-        "status", help="queues, workers, throughput, dead letters and last deliveries"
+    status = command(
+        sub,
+        "status",
+        summary="queues, workers, throughput, dead letters and last deliveries",
+        description="One screen for the operator: each queue's waiting and unacknowledged\n"
+        "messages and the age of the oldest, the workers online, cables stored and\n"
+        "dead-lettered in the last minute and hour, dead letters by stage, and each sink's\n"
+        "last delivery. Once, or refreshed with --watch until Ctrl-C.",
+        examples=[
+            "cable-ingest status",
+            "cable-ingest status --watch 5",
+            "cable-ingest status --json | jq .queues",
+        ],
     )
     status.add_argument("--json", action="store_true", help="print one JSON document")
     status.add_argument(
@@ -82,6 +104,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=_interval,
         const=DEFAULT_WATCH_S,
         metavar="SECONDS",
-        help=f"refresh every SECONDS (default {DEFAULT_WATCH_S:g}) until Ctrl-C",
+        help=f"refresh every SECONDS ({DEFAULT_WATCH_S:g} when not given) until Ctrl-C",
     )
     status.set_defaults(func=cmd_status)

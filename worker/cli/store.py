@@ -18,14 +18,17 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from worker.cli.help import Subcommands, command
 from worker.settings import Settings
-from worker.storage import CableStore, DeadLetterStore, redact_url, upgrade
 
-_Store = TypeVar("_Store", CableStore, DeadLetterStore)
+if TYPE_CHECKING:
+    from worker.storage import CableStore, DeadLetterStore
+
+    _Store = TypeVar("_Store", CableStore, DeadLetterStore)
 _STAGE = re.compile(r"(intake|parse|validate|sink:[a-z0-9_-]+)")
 _SINK = re.compile(r"[a-z0-9_-]+")
 _WORD = re.compile(r"\w")
@@ -107,6 +110,8 @@ def complain(args: argparse.Namespace, message: str) -> None:
 @contextmanager
 def opened(kind: type[_Store]) -> Iterator[tuple[Settings, _Store]]:
     """The settings and a store of ``kind`` on a migrated database, closed afterwards."""
+    from worker.storage import upgrade
+
     settings = Settings.from_env()
     upgrade(settings.database_url)
     store = kind(settings.database_url)
@@ -122,6 +127,8 @@ def opened(kind: type[_Store]) -> Iterator[tuple[Settings, _Store]]:
 def cmd_show(args: argparse.Namespace) -> int:
     """Print the current record of a cable, and with --revisions every earlier version too;
     with --original the text it was derived from, with --provenance every arrival."""
+    from worker.storage import CableStore, redact_url
+
     if args.original:
         return _show_original(args)
     if args.provenance:
@@ -160,6 +167,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _show_original(args: argparse.Namespace) -> int:
     """Write the exact bytes of a revision's original on stdout (sha256 checked)."""
+    from worker.storage import CableStore, redact_url
+
     with opened(CableStore) as (settings, store):
         try:
             _sha256, raw = store.original_of(args.refid, args.revision)
@@ -177,6 +186,8 @@ def _day(value: object) -> str:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """List the cables whose subject or body contain every word of the query, best first."""
+    from worker.storage import CableStore
+
     query = " ".join(args.query)
     if not _WORD.search(query):
         complain(args, f"the query {query!r} has no words to search for")
@@ -200,11 +211,22 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``show``, ``search`` and ``dlq`` (the latter from :mod:`worker.cli.deadletters`)."""
-    from worker.cli import deadletters  # noqa: PLC0415 - it imports this module's helpers
-
-    show = sub.add_parser("show", help="print a stored cable as JSON")
+def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
+    """Add ``show`` and ``search``."""
+    show = command(
+        sub,
+        "show",
+        summary="print a stored cable as JSON (its revisions, original or provenance)",
+        description="Print the current record of a stored cable as JSON; with an option, its\n"
+        "earlier revisions, the exact text it was derived from, or every arrival of it.\n"
+        "Exit 1 when no cable has that reference id.",
+        examples=[
+            "cable-ingest show 06ALMATY598 --pretty",
+            "cable-ingest show 06ALMATY598 --original > original.txt",
+            "cable-ingest show 06ALMATY598 --original --revision 1",
+            "cable-ingest show 06ALMATY598 --provenance | jq '.arrivals[].source'",
+        ],
+    )
     show.add_argument("refid", metavar="REFID", help="reference id of the cable (06ALMATY598)")
     what = show.add_mutually_exclusive_group()
     what.add_argument(
@@ -235,19 +257,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("--pretty", action="store_true", help="indented JSON for people")
     show.set_defaults(func=cmd_show, command_name="show")
 
-    search = sub.add_parser(
+    search = command(
+        sub,
         "search",
-        help="full-text search of subjects and bodies (every word must occur)",
-        description="List matching cables, best first. No match: a note on stderr, exit 0.",
+        summary="full-text search of subjects and bodies (every word must occur)",
+        description="List the stored cables whose subject or body contain every word of the\n"
+        "query, best first: reference id, date, classification, subject. No match: a note on\n"
+        "stderr, exit 0.",
+        examples=[
+            "cable-ingest search uranium enrichment",
+            "cable-ingest search --limit 100 --json Kazakhstan refugees | jq -r .reference_id",
+        ],
     )
     search.add_argument("query", nargs="+", metavar="QUERY", help="words to search for")
-    search.add_argument(
-        "--limit", type=positive_int, default=20, help="at most this many matches (default 20)"
-    )
+    search.add_argument("--limit", type=positive_int, default=20, help="at most this many matches")
     search.add_argument(
         "--json",
         action="store_true",
         help="one JSON object per match: reference_id, date, classification, subject",
     )
     search.set_defaults(func=cmd_search, command_name="search")
-    deadletters.register(sub)

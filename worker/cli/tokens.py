@@ -8,21 +8,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
+from worker.cli.help import Subcommands, command
 from worker.cli.store import write_json
-from worker.model import CLASSIFICATIONS
+from worker.model import CLASSIFICATIONS, TOKEN_SCOPES
 from worker.settings import Settings
-from worker.storage import upgrade
-from worker.storage.tokens import SCOPES, TokenInfo, TokenStore, check_name
+
+if TYPE_CHECKING:
+    from worker.storage.tokens import TokenInfo, TokenStore
 
 
 def _store() -> TokenStore:
+    from worker.storage import upgrade
+    from worker.storage.tokens import TokenStore
+
     settings = Settings.from_env()
     upgrade(settings.database_url)
     return TokenStore(settings.database_url)
 
 
 def _feed(raw: str) -> str:
+    from worker.storage.tokens import check_name
+
     try:
         return check_name(raw)
     except ValueError as error:
@@ -81,26 +89,63 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0 if count else 1
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
     """Add ``tokens create|list|revoke``."""
-    tokens = sub.add_parser("tokens", help="API tokens of `serve`: create, list, revoke")
-    actions = tokens.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="make a token for a feed (printed once)")
+    tokens = command(
+        sub,
+        "tokens",
+        summary="API tokens of serve: create, list, revoke",
+        description="The API tokens of cable-ingest serve, one feed each: a name (stamped on\n"
+        "every envelope it posts), scopes (ingest, read, operate) and an optional clearance\n"
+        "(the highest classification it may read). Only a hash is stored.",
+    )
+    actions = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = command(
+        actions,
+        "create",
+        summary="make a token for a feed (printed once, on stdout alone)",
+        examples=[
+            "TOKEN=$(cable-ingest tokens create feed-a)",
+            "cable-ingest tokens create analysts --scope read --clearance CONFIDENTIAL",
+        ],
+    )
     create.add_argument("name", type=_feed, help="the feed: every envelope's source")
     create.add_argument(
-        "--scope", action="append", choices=SCOPES, help="repeatable; default: ingest"
+        "--scope",
+        action="append",
+        choices=TOKEN_SCOPES,
+        help="what it may do; repeatable (default: ingest)",
     )
     create.add_argument(
-        "--clearance", choices=CLASSIFICATIONS, help="highest classification it may read"
+        "--clearance",
+        choices=CLASSIFICATIONS,
+        metavar="CLASSIFICATION",
+        help="highest classification it may read (default: UNCLASSIFIED)",
     )
     create.add_argument("--json", action="store_true", help="print the token and its row as JSON")
     create.set_defaults(func=cmd_create)
-    listing = actions.add_parser("list", help="every token, revoked ones included")
+
+    listing = command(
+        actions,
+        "list",
+        summary="every token, revoked ones included (never their secrets)",
+        examples=["cable-ingest tokens list", "cable-ingest tokens list --name feed-a --json"],
+    )
     listing.add_argument("--name", type=_feed, help="only this feed's")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="one JSON array of tokens")
     listing.set_defaults(func=cmd_list)
-    revoke = actions.add_parser("revoke", help="revoke a token (by id) or a feed's tokens")
+
+    revoke = command(
+        actions,
+        "revoke",
+        summary="revoke a token (by id) or every token of a feed",
+        description="Revoke a token by id, or every token of a feed; exit 1 when none was live.",
+        examples=[
+            "cable-ingest tokens revoke 4be1c0a97d2e",
+            "cable-ingest tokens revoke --feed feed-a",
+        ],
+    )
     which = revoke.add_mutually_exclusive_group(required=True)
-    which.add_argument("id", nargs="?", help="the token id (the hex after cit_)")
+    which.add_argument("id", nargs="?", help="the token id (the 12 hex digits after cit_)")
     which.add_argument("--feed", type=_feed, help="revoke every token of this feed")
     revoke.set_defaults(func=cmd_revoke)

@@ -23,12 +23,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import URL, Row
 
-from worker.model import CLASSIFICATIONS
+from worker.model import CLASSIFICATIONS, TOKEN_SCOPES
 from worker.storage.engine import Database, redact_url, utc_iso
 from worker.storage.schema import tokens
 
 PREFIX = "cit_"
-SCOPES = ("ingest", "read", "operate")
+SCOPES = TOKEN_SCOPES
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _TOKEN = re.compile(r"cit_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 
