@@ -15,7 +15,7 @@ def test_the_scheme_chooses_the_broker() -> None:
         for url in (
             "redis://localhost:6379/0",
             "rediss://localhost:6380/0",
-            "sentinel://localhost:26379/0",
+            "sentinel://localhost:26379/0?master_name=mymaster",
             "filesystem://localhost/",
             "memory://",
         )

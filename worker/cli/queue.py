@@ -21,6 +21,7 @@ from worker.queue.brokers import broker_for
 from worker.queue.names import consumed_queues
 from worker.routing.config import load_config
 from worker.settings import Settings
+from worker.settings import redact_url as redact_broker_url  # the storage's reads one URL only
 from worker.sinks import build_sinks
 from worker.storage import ReceiptStore, redact_url, upgrade
 
@@ -80,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Ingest everything under PATH end to end through worker processes, then summarise."""
     settings = _settings(args.config)
     where = (
-        f"broker {redact_url(settings.broker_url)}, database {redact_url(settings.database_url)}"
+        f"broker {redact_broker_url(settings.broker_url)}, database {redact_url(settings.database_url)}"
     )
     print(where, file=sys.stderr if args.json else sys.stdout)
     summary = run_job(

@@ -26,13 +26,13 @@ from celery import Celery
 from kombu import Connection
 from kombu.exceptions import KombuError
 
-from worker import processes
+from worker import processes, sentinel
 from worker.errors import CableIngestError
 from worker.logs import get_logger
 from worker.queue import broker as transports
 from worker.queue.depths import queue_depth
 from worker.queue.names import PUBLISHED_AT
-from worker.settings import Settings, redact_url
+from worker.settings import PREFIX, Settings, read_secret, redact_url
 
 log = get_logger("worker.queue.brokers")
 
@@ -71,6 +71,8 @@ class Broker(Protocol):
 
     settings: Settings
     broadcast: bool  # workers answer broadcasts (status, inspect, mingle, gossip)
+    url: str  # what kombu connects to (Celery's broker_url)
+    password: str | None  # the broker's password when not in the URL (Celery's broker_password)
 
     def transport_options(self) -> dict[str, Any]:
         """kombu's ``broker_transport_options`` for this broker."""
@@ -168,6 +170,11 @@ class RedisBroker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.url = settings.broker_url
+        self.password = _secret(settings.broker_password, settings.broker_password_file, "BROKER")
+        self._sentinel: dict[str, Any] = {}
+        if sentinel.is_sentinel(settings.broker_url):
+            self.url, self._sentinel = _sentinel_options(settings)
         self._client: redis.Redis | None = None
         self._connection: Connection | None = None
         processes.track(self)
@@ -176,7 +183,8 @@ class RedisBroker:
         # kombu base64-encodes every body by default: a third more bytes, and decoding in the
         # worker's main process. Our bodies are JSON text already (make bench: no-op task on
         # Redis 5,222 -> 6,115 cables/s in batches of 100)
-        return {"visibility_timeout": self.settings.visibility_timeout, "body_encoding": "utf-8"}
+        options = {"visibility_timeout": self.settings.visibility_timeout, "body_encoding": "utf-8"}
+        return options | self._sentinel  # sentinel://: the master's name, the sentinels' password
 
     def worker_flags(self) -> list[str]:
         return []
@@ -199,7 +207,10 @@ class RedisBroker:
             options = {**self.transport_options(), "max_retries": 0}
             options |= {"socket_timeout": PROBE_TIMEOUT_S, "socket_connect_timeout": PROBE_TIMEOUT_S}
             conn = Connection(
-                self.settings.broker_url, connect_timeout=PROBE_TIMEOUT_S, transport_options=options
+                self.url,
+                password=self.password,
+                connect_timeout=PROBE_TIMEOUT_S,
+                transport_options=options,
             )
             try:
                 self._client = cast(Any, conn.default_channel).client  # the stubs lack it
@@ -235,6 +246,26 @@ class RedisBroker:
         return []
 
 
+def _secret(value: str, file: Path | None, name: str) -> str | None:
+    """A password of the settings: ``CABLE_INGEST_<name>_PASSWORD``, else the file that
+    ``CABLE_INGEST_<name>_PASSWORD_FILE`` names (read now), else None."""
+    if value:
+        return value
+    if file is None:
+        return None
+    return read_secret(file=str(file), what=f"{PREFIX}{name}_PASSWORD_FILE")
+
+
+def _sentinel_options(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """For a ``sentinel://`` broker: the URL as kombu reads it, and the transport options that
+    name the primary and say how to talk to the sentinels (:mod:`worker.sentinel`)."""
+    address = sentinel.parse(settings.broker_url)  # the settings checked it, and the name
+    master = address.master_name or settings.sentinel_master
+    password = _secret(settings.sentinel_password, settings.sentinel_password_file, "SENTINEL")
+    options = {"master_name": master, "sentinel_kwargs": sentinel.sentinel_kwargs(password)}
+    return address.kombu_url(), options
+
+
 def _oldest(raws: Sequence[bytes], now: float) -> float | None:
     """The age of the oldest of the next-out messages of each priority level (None when one
     lacks the header, so that no age is made up)."""
@@ -250,6 +281,8 @@ class EmbeddedBroker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.url: str = settings.broker_url
+        self.password: str | None = None
         self.folder = settings.var_dir / "broker"
 
     def transport_options(self) -> dict[str, Any]:
@@ -367,6 +400,8 @@ class InProcessBroker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.url: str = settings.broker_url
+        self.password: str | None = None
 
     def transport_options(self) -> dict[str, Any]:
         return {"body_encoding": "utf-8"}  # as on Redis
