@@ -7,9 +7,9 @@ sentinel joined by ``;``::
 
 The port defaults to 26379 and the database to 0. The user and password in the URL are the
 primary's (the data password), not the sentinels'. kombu reads the user, password and database
-from the first URL only and refuses any query parameter, so :meth:`SentinelURL.kombu_url`
-writes them where kombu looks: the database may be given on any one of the URLs (or on several,
-alike), the same for the user info and ``master_name``. The master name (which group the
+from one URL of the list at a time and refuses any query parameter, so
+:meth:`SentinelURL.kombu_url` writes them on each: the database may be given on any one of the
+URLs (or on several, alike), the same for the user info and ``master_name``. The master name (which group the
 sentinels watch) and the sentinels' own password come from elsewhere too: the settings for the
 broker, the sink's options for a Redis Streams sink.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 if TYPE_CHECKING:
     import redis
@@ -59,17 +59,20 @@ class SentinelURL:
         del user
         return unquote(password) if colon and password else None
 
-    def kombu_url(self) -> str:
-        """The URL as kombu's Sentinel transport reads it: the user info and database on the
-        first URL, no query (the master name goes into the transport options)."""
+    def kombu_url(self, password: str | None = None) -> str:
+        """The URL as kombu's Sentinel transport reads it: the user info (with ``password``,
+        when given, as the primary's) and the database on every URL of the list, no query (the
+        master name goes into the transport options). kombu reads them from the first URL, and
+        again from the next one each time it fails over along the list, which would otherwise
+        drop the password and the database (even one given as ``Connection(password=…)``)."""
+        login = self.userinfo
+        if password is not None:
+            login = f"{quote(self.username or '', safe='')}:{quote(password, safe='')}"
+        at = f"{login}@" if login else ""
         parts = []
-        for index, (host, port) in enumerate(self.sentinels):
+        for host, port in self.sentinels:
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            if index == 0:
-                login = f"{self.userinfo}@" if self.userinfo else ""
-                parts.append(f"{SCHEME}://{login}{where}/{self.db}")
-            else:
-                parts.append(f"{SCHEME}://{where}")
+            parts.append(f"{SCHEME}://{at}{where}/{self.db}")
         return _SEPARATOR.join(parts)
 
 

@@ -2,7 +2,7 @@
 starts, with and without passwords (the primary's and the sentinel's own, from files), and every
 part that talks to the broker going through the Sentinel: ``run`` (its workers and its
 producer), the readiness key, a Redis Streams sink, ``enqueue``, ``status``, ``health``,
-``metrics`` and the HTTP server's intake."""
+``metrics`` and the HTTP server's intake (with its ``/readyz`` and ``/metrics``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,20 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
+from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.e2e.conftest import SAMPLE, Runner
 from tests.services import Sentinel, closed_port, redis_sentinel
+from worker.http.app import create_http_app
 from worker.intake.generate import load_templates, write_cables
 from worker.queue.brokers import ACK_KEY
+from worker.settings import Settings
+from worker.storage import upgrade
+from worker.storage.tokens import TokenStore
+
+with warnings.catch_warnings():  # as in tests/http/conftest.py
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
 
 CABLES = 6
 STREAM = "cables-out"
@@ -192,6 +202,52 @@ def test_enqueue_status_health_and_metrics_read_the_queue_through_the_sentinel(
         assert secret not in shown
 
 
+def test_http_intake_publishes_through_the_sentinel(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """``serve``'s app (its real broker queue) answers a posted cable with 202 once it is on
+    the primary's intake queue; ``/readyz`` and ``/metrics`` read that queue through the
+    Sentinel."""
+    database = f"sqlite:///{tmp_path / 'cable-ingest.db'}"
+    upgrade(database)
+    store = TokenStore(database)
+    token, _info = store.create("feed-a", ("ingest",), None)
+    store.close()
+    environ = {f"CABLE_INGEST_{k.upper()}": v for k, v in deployment.settings.items()}
+    settings = Settings.from_env(
+        environ | {"CABLE_INGEST_DATABASE_URL": database, "CABLE_INGEST_GROUP_COMMIT_MS": "0",
+                   "CABLE_INGEST_VAR_DIR": str(tmp_path / "var")}
+    )  # fmt: skip
+    with TestClient(create_http_app(settings)) as client:
+        posted = client.post(
+            "/v1/cables",
+            content=SAMPLE.read_bytes(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
+        )
+        assert posted.status_code == 202, posted.text
+        ready = client.get("/readyz")
+        scraped = client.get("/metrics").text
+    primary = deployment.sentinel.primary()
+    try:
+        assert primary.llen("intake") == 1
+    finally:
+        primary.close()
+    assert ready.status_code == 503
+    assert (ready.json()["details"]["broker"], ready.json()["details"]["queues"]["intake"]) == (
+        "ok",
+        1,
+    )
+    assert _depth(scraped) == 1
+
+
+def _depth(scraped: str) -> float:
+    for family in text_string_to_metric_families(scraped):
+        for sample in family.samples:
+            if sample.name == "cable_ingest_queue_depth" and sample.labels == {"queue": "intake"}:
+                return sample.value
+    raise AssertionError(f"no intake depth in the scrape: {scraped[:500]}")
+
+
 def _scraped_depth(tmp_path: Path, settings: dict[str, str]) -> float:
     """The intake depth that ``cable-ingest metrics --port 0`` serves."""
     process = subprocess.Popen(
@@ -212,8 +268,4 @@ def _scraped_depth(tmp_path: Path, settings: dict[str, str]) -> float:
         process.wait(10)
         if process.stderr is not None:
             process.stderr.close()
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            if sample.name == "cable_ingest_queue_depth" and sample.labels == {"queue": "intake"}:
-                return sample.value
-    raise AssertionError(f"no intake depth in the scrape: {body[:500]}")
+    return _depth(body)

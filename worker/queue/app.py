@@ -81,9 +81,8 @@ def prepare_broker(settings: Settings) -> None:
 def celery_config(settings: Settings, config: Config) -> dict[str, Any]:
     """Celery's configuration for ``settings`` and sinks, each choice with its reason."""
     return {
-        # the URL as kombu reads it (a sentinel:// list rewritten), the password from its file
+        # the URL as kombu reads it (a sentinel:// list rewritten, the password from its file)
         "broker_url": broker_for(settings).url,
-        "broker_password": broker_for(settings).password,
         # per broker, with the reasons: worker/queue/brokers.py
         "broker_transport_options": broker_for(settings).transport_options(),
         # producers are untrusted: one JSON serializer (orjson), pickle is never accepted

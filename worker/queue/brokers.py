@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import orjson
 import redis
@@ -71,8 +72,7 @@ class Broker(Protocol):
 
     settings: Settings
     broadcast: bool  # workers answer broadcasts (status, inspect, mingle, gossip)
-    url: str  # what kombu connects to (Celery's broker_url)
-    password: str | None  # the broker's password when not in the URL (Celery's broker_password)
+    url: str  # what kombu connects to (Celery's broker_url), passwords included
 
     def transport_options(self) -> dict[str, Any]:
         """kombu's ``broker_transport_options`` for this broker."""
@@ -170,11 +170,11 @@ class RedisBroker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.url = settings.broker_url
-        self.password = _secret(settings.broker_password, settings.broker_password_file, "BROKER")
+        password = _secret(settings.broker_password, settings.broker_password_file, "BROKER")
+        self.url = _with_password(settings.broker_url, password)
         self._sentinel: dict[str, Any] = {}
         if sentinel.is_sentinel(settings.broker_url):
-            self.url, self._sentinel = _sentinel_options(settings)
+            self.url, self._sentinel = _sentinel_options(settings, password)
         self._client: redis.Redis | None = None
         self._connection: Connection | None = None
         processes.track(self)
@@ -207,10 +207,7 @@ class RedisBroker:
             options = {**self.transport_options(), "max_retries": 0}
             options |= {"socket_timeout": PROBE_TIMEOUT_S, "socket_connect_timeout": PROBE_TIMEOUT_S}
             conn = Connection(
-                self.url,
-                password=self.password,
-                connect_timeout=PROBE_TIMEOUT_S,
-                transport_options=options,
+                self.url, connect_timeout=PROBE_TIMEOUT_S, transport_options=options
             )
             try:
                 self._client = cast(Any, conn.default_channel).client  # the stubs lack it
@@ -256,14 +253,28 @@ def _secret(value: str, file: Path | None, name: str) -> str | None:
     return read_secret(file=str(file), what=f"{PREFIX}{name}_PASSWORD_FILE")
 
 
-def _sentinel_options(settings: Settings) -> tuple[str, dict[str, Any]]:
-    """For a ``sentinel://`` broker: the URL as kombu reads it, and the transport options that
-    name the primary and say how to talk to the sentinels (:mod:`worker.sentinel`)."""
+def _with_password(url: str, password: str | None) -> str:
+    """``url`` (each URL of a ``;``-joined list: kombu reads one at a time, and the next when
+    it fails over) with ``password`` in its user info; unchanged without one."""
+    if password is None:
+        return url
+    parts = []
+    for part in url.split(";"):
+        split = urlsplit(part)
+        login = f"{quote(unquote(split.username or ''), safe='')}:{quote(password, safe='')}"
+        parts.append(urlunsplit(split._replace(netloc=f"{login}@{split.netloc.rpartition('@')[2]}")))
+    return ";".join(parts)
+
+
+def _sentinel_options(settings: Settings, password: str | None) -> tuple[str, dict[str, Any]]:
+    """For a ``sentinel://`` broker: the URL as kombu reads it (with the primary's
+    ``password``), and the transport options that name the primary and say how to talk to the
+    sentinels (:mod:`worker.sentinel`)."""
     address = sentinel.parse(settings.broker_url)  # the settings checked it, and the name
     master = address.master_name or settings.sentinel_master
-    password = _secret(settings.sentinel_password, settings.sentinel_password_file, "SENTINEL")
-    options = {"master_name": master, "sentinel_kwargs": sentinel.sentinel_kwargs(password)}
-    return address.kombu_url(), options
+    watch = _secret(settings.sentinel_password, settings.sentinel_password_file, "SENTINEL")
+    options = {"master_name": master, "sentinel_kwargs": sentinel.sentinel_kwargs(watch)}
+    return address.kombu_url(password), options
 
 
 def _oldest(raws: Sequence[bytes], now: float) -> float | None:
@@ -282,7 +293,6 @@ class EmbeddedBroker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.url: str = settings.broker_url
-        self.password: str | None = None
         self.folder = settings.var_dir / "broker"
 
     def transport_options(self) -> dict[str, Any]:
@@ -401,7 +411,6 @@ class InProcessBroker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.url: str = settings.broker_url
-        self.password: str | None = None
 
     def transport_options(self) -> dict[str, Any]:
         return {"body_encoding": "utf-8"}  # as on Redis
