@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 import warnings
 from collections.abc import Iterator
@@ -169,12 +170,13 @@ def test_run_stores_every_cable_through_the_sentinel(
         assert secret not in shown
 
 
-def test_enqueue_status_health_and_metrics_read_the_queue_through_the_sentinel(
+def test_enqueue_status_health_metrics_and_worker_through_the_sentinel(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     """With no worker, ``enqueue`` puts one message on the primary's intake queue; ``status``
     and ``metrics`` read its depth through the Sentinel and ``health`` says why it is not
-    ready (work waits, nothing acknowledged): each reached the broker."""
+    ready (work waits, nothing acknowledged): each reached the broker. Then a ``worker``
+    consumes it, answers ``status``'s broadcast, and ``health`` is ready."""
     settings = deployment.settings
     enqueued = _cli(tmp_path, settings, "enqueue", str(_cables(tmp_path / "in")))
     assert enqueued.returncode == 0, enqueued.stderr
@@ -197,9 +199,38 @@ def test_enqueue_status_health_and_metrics_read_the_queue_through_the_sentinel(
 
     depth = _scraped_depth(tmp_path, settings)
     assert depth == 1
-    shown = _shown(tmp_path, *(p.stdout + p.stderr for p in (enqueued, status, health)))
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "worker", "worker"], env=_environment(tmp_path, settings),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        _wait_for_ack(deployment.sentinel, worker)
+        online = _cli(tmp_path, settings, "status", "--json")
+        ready = _cli(tmp_path, settings, "health")
+    finally:
+        worker.terminate()
+        _out, errors = worker.communicate(timeout=60)
+    assert online.returncode == 0, online.stderr
+    assert len(orjson.loads(online.stdout)["workers"]) == 1
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+    outputs = (enqueued, status, health, online, ready)
+    shown = _shown(tmp_path, errors, *(p.stdout + p.stderr for p in outputs))
     for secret in deployment.secrets:
         assert secret not in shown
+
+
+def _wait_for_ack(sentinel: Sentinel, worker: subprocess.Popen[str]) -> None:
+    """Until the worker records the readiness key on the primary (it acknowledged a task)."""
+    primary = sentinel.primary()
+    deadline = time.monotonic() + CLI_TIMEOUT_S
+    try:
+        while primary.get(ACK_KEY) is None:
+            assert worker.poll() is None, f"the worker exited with code {worker.returncode}"
+            assert time.monotonic() < deadline, "the worker acknowledged nothing"
+            time.sleep(0.2)
+    finally:
+        primary.close()
 
 
 def test_http_intake_publishes_through_the_sentinel(
