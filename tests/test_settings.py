@@ -143,3 +143,63 @@ def test_environ_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyP
     """Without an explicit mapping, from_env reads os.environ."""
     monkeypatch.setenv("CABLE_INGEST_BATCH_SIZE", "7")
     assert Settings.from_env().batch_size == 7
+
+
+SENTINELS = "sentinel://:datapw@s1:26379;sentinel://s2:26380/2"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({}, r"SENTINEL_MASTER=NAME or \?master_name=NAME"),
+        (
+            {"CABLE_INGEST_BROKER_URL": SENTINELS + "?master_name=a", "CABLE_INGEST_SENTINEL_MASTER": "b"},
+            r"names the master .* and CABLE_INGEST_SENTINEL_MASTER too",
+        ),
+        (
+            {"CABLE_INGEST_BROKER_URL": "sentinel://s1/1;sentinel://s2/2"},
+            r"BROKER_URL: expected one database for every sentinel:// URL",
+        ),
+        (
+            {"CABLE_INGEST_BROKER_URL": SENTINELS + "?service=x"},
+            r"BROKER_URL: expected a sentinel:// URL whose only parameter is master_name",
+        ),
+        (
+            {"CABLE_INGEST_SENTINEL_MASTER": "m", "CABLE_INGEST_BROKER_PASSWORD": "x"},
+            r"BROKER_URL has a password and CABLE_INGEST_BROKER_PASSWORD\(_FILE\) another",
+        ),
+        (
+            {
+                "CABLE_INGEST_SENTINEL_MASTER": "m",
+                "CABLE_INGEST_SENTINEL_PASSWORD": "x",
+                "CABLE_INGEST_SENTINEL_PASSWORD_FILE": "/run/secrets/sentinel",
+            },
+            r"SENTINEL_PASSWORD and CABLE_INGEST_SENTINEL_PASSWORD_FILE: give one",
+        ),
+    ],
+)
+def test_sentinel_settings_are_checked_at_start(environ: dict[str, str], message: str) -> None:
+    """A sentinel:// broker names its master exactly once, its URL parts agree, and each
+    password comes from one place: else one ConfigurationError, which never shows a password."""
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        Settings.from_env({"CABLE_INGEST_BROKER_URL": SENTINELS, **environ})
+    assert "datapw" not in str(caught.value)
+
+
+def test_sentinel_master_and_passwords_are_read_hidden_and_handed_down() -> None:
+    """The master name and the password settings are read; the passwords are *** in the
+    display dict and repr; to_env gives a child the same settings."""
+    settings = Settings.from_env(
+        {
+            "CABLE_INGEST_BROKER_URL": "sentinel://s1:26379;sentinel://s2:26380/2",
+            "CABLE_INGEST_SENTINEL_MASTER": "cables",
+            "CABLE_INGEST_SENTINEL_PASSWORD": "watchpw",
+            "CABLE_INGEST_BROKER_PASSWORD_FILE": "/run/secrets/redis",
+        }
+    )
+    assert (settings.sentinel_master, settings.sentinel_password) == ("cables", "watchpw")
+    assert settings.broker_password_file == Path("/run/secrets/redis")
+    shown = settings.redacted()
+    assert (shown["sentinel_password"], shown["broker_password"]) == ("***", "")
+    assert "watchpw" not in repr(settings)
+    assert Settings.from_env(settings.to_env()) == settings

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from . import sentinel
 from .errors import ConfigurationError
 
 PREFIX = "CABLE_INGEST_"
@@ -91,6 +92,13 @@ class Settings:
     """Every setting of cable-ingest, with its default; build it with :meth:`from_env`."""
 
     broker_url: str = "filesystem://localhost/"  # kombu warns when the host is missing
+    # a Redis broker's password (else the URL's), in the variable or a file (worker/sentinel.py)
+    broker_password: str = ""
+    broker_password_file: Path | None = None
+    # sentinel:// brokers: the primary's name (else the URL's master_name), the sentinels' password
+    sentinel_master: str = ""
+    sentinel_password: str = ""
+    sentinel_password_file: Path | None = None
     database_url: str = ""  # empty: SQLite under var_dir, filled in by __post_init__
     var_dir: Path = Path("var")
     batch_size: int = 100
@@ -123,6 +131,7 @@ class Settings:
             object.__setattr__(self, "database_url", _default_database_url(self.var_dir))
         if self.metrics_dir is None:
             object.__setattr__(self, "metrics_dir", self.var_dir / "metrics")
+        _check_broker_secrets(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +140,11 @@ class Settings:
         default = cls()
         return cls(
             broker_url=env.get("BROKER_URL", _broker_url, default.broker_url),
+            broker_password=env.get("BROKER_PASSWORD", str, ""),
+            broker_password_file=env.get("BROKER_PASSWORD_FILE", Path, None),
+            sentinel_master=env.get("SENTINEL_MASTER", str, ""),
+            sentinel_password=env.get("SENTINEL_PASSWORD", str, ""),
+            sentinel_password_file=env.get("SENTINEL_PASSWORD_FILE", Path, None),
             database_url=env.get("DATABASE_URL", _database_url, ""),
             var_dir=env.get("VAR_DIR", Path, default.var_dir),
             batch_size=env.get("BATCH_SIZE", _positive, default.batch_size),
@@ -170,6 +184,11 @@ class Settings:
         (for a child process: the worker processes ``run`` starts)."""
         values: dict[str, object] = {
             "BROKER_URL": self.broker_url,
+            "BROKER_PASSWORD": self.broker_password or None,
+            "BROKER_PASSWORD_FILE": self.broker_password_file,
+            "SENTINEL_MASTER": self.sentinel_master or None,
+            "SENTINEL_PASSWORD": self.sentinel_password or None,
+            "SENTINEL_PASSWORD_FILE": self.sentinel_password_file,
             "DATABASE_URL": self.database_url,
             "VAR_DIR": self.var_dir,
             "BATCH_SIZE": self.batch_size,
@@ -203,6 +222,8 @@ class Settings:
                 shown[name] = ""
             elif name.endswith("_url"):
                 shown[name] = redact_url(value)
+            elif name.endswith("_password"):
+                shown[name] = "***" if value else ""
             else:
                 shown[name] = value
         return shown
@@ -276,3 +297,42 @@ def _broker_url(raw: str) -> str:
 
 def _database_url(raw: str) -> str:
     return _url(raw, DATABASE_SCHEMES)
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return any(urlsplit(part).password for part in _FAILOVER.split(url))
+    except ValueError:
+        return False  # not a URL kombu can read either: it says so on first use
+
+
+def _check_broker_secrets(settings: Settings) -> None:
+    """The broker's passwords each come from one place; a sentinel:// URL is readable and
+    names its master once (in the URL or CABLE_INGEST_SENTINEL_MASTER). ConfigurationError."""
+    url = settings.broker_url
+    for name, value, file in (
+        ("BROKER_PASSWORD", settings.broker_password, settings.broker_password_file),
+        ("SENTINEL_PASSWORD", settings.sentinel_password, settings.sentinel_password_file),
+    ):
+        if value and file is not None:
+            raise ConfigurationError(f"{PREFIX}{name} and {PREFIX}{name}_FILE: give one of them")
+    if _has_password(url) and (settings.broker_password or settings.broker_password_file):
+        raise ConfigurationError(
+            f"{PREFIX}BROKER_URL has a password and {PREFIX}BROKER_PASSWORD(_FILE) another: give one"
+        )
+    if not sentinel.is_sentinel(url):
+        return
+    try:
+        address = sentinel.parse(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"{PREFIX}BROKER_URL: expected {exc}, got {redact_url(url)!r}") from None
+    if address.master_name and settings.sentinel_master:
+        raise ConfigurationError(
+            f"{PREFIX}BROKER_URL names the master ({sentinel.MASTER_NAME}=) and "
+            f"{PREFIX}SENTINEL_MASTER too: give one"
+        )
+    if not (address.master_name or settings.sentinel_master):
+        raise ConfigurationError(
+            f"{PREFIX}BROKER_URL is a sentinel:// URL: name the primary the sentinels watch, "
+            f"{PREFIX}SENTINEL_MASTER=NAME or ?{sentinel.MASTER_NAME}=NAME in the URL"
+        )

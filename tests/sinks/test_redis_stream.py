@@ -17,7 +17,7 @@ import orjson
 import pytest
 import redis
 
-from tests.services import closed_port, redis_db_url
+from tests.services import closed_port, redis_db_url, redis_sentinel
 from worker.errors import ConfigurationError, PermanentSinkError, TransientSinkError
 from worker.routing.notification import build_notification, delivery_key
 from worker.sinks.redis_stream import GUARD_TTL_S, RedisStreamNotifier, build, guard_key
@@ -213,6 +213,18 @@ def test_default_user_without_requirepass_accepts_any_password(
             r"the URL has a password",
         ),
         ({"url": "redis://h/", "stream": "s", "password_env": "CABLE_INGEST_UNSET_X"}, r"unset"),
+        ({"url": "sentinel://h1;sentinel://h2/0", "stream": "s"}, r"options\.master_name: "),
+        (
+            {"url": "sentinel://h1?master_name=a", "stream": "s", "master_name": "b"},
+            r"the URL names the master and master_name another",
+        ),
+        ({"url": "redis://h/", "stream": "s", "master_name": "a"}, r"only for a sentinel://"),
+        ({"url": "sentinel://:pw@h1:x", "stream": "s"}, r"options\.url: not a valid URL"),
+        (
+            {"url": "sentinel://:pw@h1", "stream": "s", "master_name": "m",
+             "sentinel_password_env": "CABLE_INGEST_UNSET_X"},
+            r"sentinel_password_env: environment variable CABLE_INGEST_UNSET_X",
+        ),
     ],
 )
 def test_bad_options_name_the_key(options: dict[str, Any], message: str) -> None:
@@ -220,3 +232,41 @@ def test_bad_options_name_the_key(options: dict[str, Any], message: str) -> None
     with pytest.raises(ConfigurationError, match=message) as caught:
         build("s1", options)
     assert ":pw@" not in str(caught.value)
+
+
+def test_sentinel_url_adds_to_the_primary_with_both_passwords(tmp_path: Any) -> None:
+    """With a sentinel:// URL the sink asks the Sentinel (its own password from a file) for
+    the primary and adds there (the primary's password from another); a redelivery adds nothing;
+    a wrong sentinel password is transient (no primary found) and never shown."""
+    with redis_sentinel(tmp_path / "redis", passwords=True) as running:
+        assert running.password is not None
+        assert running.sentinel_password is not None
+        (tmp_path / "redis-pw").write_text(running.password, encoding="utf-8")
+        (tmp_path / "sentinel-pw").write_text(running.sentinel_password, encoding="utf-8")
+        options = {
+            "url": running.url,
+            "stream": STREAM,
+            "master_name": running.master,
+            "password_file": str(tmp_path / "redis-pw"),
+            "sentinel_password_file": str(tmp_path / "sentinel-pw"),
+        }
+        notifier = build("stream", options)
+        try:
+            notifier.send(_notification(), "m1:stream")
+            notifier.send(_notification(), "m1:stream")
+        finally:
+            notifier.close()
+        primary = running.primary()
+        try:
+            assert primary.xlen(STREAM) == 1
+        finally:
+            primary.close()
+        (tmp_path / "sentinel-pw").write_text("Wr0ng-sentinel-pw", encoding="utf-8")
+        refused = build("stream", options)
+        try:
+            with pytest.raises(TransientSinkError, match="No master found") as caught:
+                refused.send(_notification(), "m2:stream")
+        finally:
+            refused.close()
+    assert "Wr0ng-sentinel-pw" not in str(caught.value)
+    assert running.password not in str(caught.value)

@@ -12,6 +12,7 @@ import orjson
 
 from worker.cli.help import Subcommands, command
 from worker.settings import Settings
+from worker.settings import redact_url as redact_broker_url  # the storage's reads one URL only
 
 if TYPE_CHECKING:
     from worker.intake.envelope import IntakeError
@@ -91,7 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config)
     where = (
-        f"broker {redact_url(settings.broker_url)}, database {redact_url(settings.database_url)}"
+        f"broker {redact_broker_url(settings.broker_url)},"
+        f" database {redact_url(settings.database_url)}"
     )
     print(where, file=sys.stderr if args.json else sys.stdout)
     summary = run_job(

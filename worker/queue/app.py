@@ -81,7 +81,8 @@ def prepare_broker(settings: Settings) -> None:
 def celery_config(settings: Settings, config: Config) -> dict[str, Any]:
     """Celery's configuration for ``settings`` and sinks, each choice with its reason."""
     return {
-        "broker_url": settings.broker_url,
+        # the URL as kombu reads it (a sentinel:// list rewritten, the password from its file)
+        "broker_url": broker_for(settings).url,
         # per broker, with the reasons: worker/queue/brokers.py
         "broker_transport_options": broker_for(settings).transport_options(),
         # producers are untrusted: one JSON serializer (orjson), pickle is never accepted

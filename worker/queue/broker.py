@@ -23,7 +23,7 @@ the message is in neither place and is lost; ``make chaos`` saw it lose a 100-ca
 in 2 of 7 Redis restarts. :class:`RedisTransport` closes that gap: when recording fails, the
 popped message is pushed back onto its queue (flagged redelivered) as soon as Redis answers
 again, retrying for as long as a publish would, before the error goes on. Registered as the
-``redis`` and ``rediss`` transports.
+``redis`` and ``rediss`` transports, and with kombu's Sentinel channel as ``sentinel``.
 
 Both channels take from their queues in :mod:`worker.queue.order`'s order: round robin among
 the live queues, ``reparse`` only when they are empty.
@@ -339,6 +339,20 @@ class RedisTransport(kombu_redis.Transport):
     Channel = RedisChannel
 
 
+class SentinelChannel(kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel (the primary the sentinels name) with what :class:`RedisChannel`
+    adds: :class:`RedisQoS` and the same order."""
+
+    QoS = RedisQoS
+    queue_order_strategy = RedisChannel.queue_order_strategy
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Sentinel transport with :class:`SentinelChannel`."""
+
+    Channel = SentinelChannel
+
+
 SCAN_COUNT = 500
 
 
@@ -403,10 +417,11 @@ def _restored_to(channel: Any, exchange: str, routing_key: str) -> list[str]:
 
 def register() -> None:
     """Make ``filesystem://`` URLs use :class:`Transport`, ``redis://`` and ``rediss://`` URLs
-    :class:`RedisTransport`."""
+    :class:`RedisTransport`, ``sentinel://`` URLs :class:`SentinelTransport`."""
     # kombu's Redis channel calls these module globals for every message it puts, takes,
     # records as unacknowledged and restores: one assignment instead of copying six methods
     kombu_redis.dumps, kombu_redis.loads = dumps, loads  # type: ignore[attr-defined]
     TRANSPORT_ALIASES["filesystem"] = f"{__name__}:Transport"
     TRANSPORT_ALIASES["redis"] = f"{__name__}:RedisTransport"
     TRANSPORT_ALIASES["rediss"] = f"{__name__}:RedisTransport"
+    TRANSPORT_ALIASES["sentinel"] = f"{__name__}:SentinelTransport"

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import orjson
 import redis
@@ -26,13 +27,13 @@ from celery import Celery
 from kombu import Connection
 from kombu.exceptions import KombuError
 
-from worker import processes
+from worker import processes, sentinel
 from worker.errors import CableIngestError
 from worker.logs import get_logger
 from worker.queue import broker as transports
 from worker.queue.depths import queue_depth
 from worker.queue.names import PUBLISHED_AT
-from worker.settings import Settings, redact_url
+from worker.settings import PREFIX, Settings, read_secret, redact_url
 
 log = get_logger("worker.queue.brokers")
 
@@ -71,6 +72,7 @@ class Broker(Protocol):
 
     settings: Settings
     broadcast: bool  # workers answer broadcasts (status, inspect, mingle, gossip)
+    url: str  # what kombu connects to (Celery's broker_url), passwords included
 
     def transport_options(self) -> dict[str, Any]:
         """kombu's ``broker_transport_options`` for this broker."""
@@ -168,6 +170,11 @@ class RedisBroker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        password = _secret(settings.broker_password, settings.broker_password_file, "BROKER")
+        self.url = _with_password(settings.broker_url, password)
+        self._sentinel: dict[str, Any] = {}
+        if sentinel.is_sentinel(settings.broker_url):
+            self.url, self._sentinel = _sentinel_options(settings, password)
         self._client: redis.Redis | None = None
         self._connection: Connection | None = None
         processes.track(self)
@@ -176,7 +183,8 @@ class RedisBroker:
         # kombu base64-encodes every body by default: a third more bytes, and decoding in the
         # worker's main process. Our bodies are JSON text already (make bench: no-op task on
         # Redis 5,222 -> 6,115 cables/s in batches of 100)
-        return {"visibility_timeout": self.settings.visibility_timeout, "body_encoding": "utf-8"}
+        options = {"visibility_timeout": self.settings.visibility_timeout, "body_encoding": "utf-8"}
+        return options | self._sentinel  # sentinel://: the master's name, the sentinels' password
 
     def worker_flags(self) -> list[str]:
         return []
@@ -199,7 +207,7 @@ class RedisBroker:
             options = {**self.transport_options(), "max_retries": 0}
             options |= {"socket_timeout": PROBE_TIMEOUT_S, "socket_connect_timeout": PROBE_TIMEOUT_S}
             conn = Connection(
-                self.settings.broker_url, connect_timeout=PROBE_TIMEOUT_S, transport_options=options
+                self.url, connect_timeout=PROBE_TIMEOUT_S, transport_options=options
             )
             try:
                 self._client = cast(Any, conn.default_channel).client  # the stubs lack it
@@ -235,6 +243,40 @@ class RedisBroker:
         return []
 
 
+def _secret(value: str, file: Path | None, name: str) -> str | None:
+    """A password of the settings: ``CABLE_INGEST_<name>_PASSWORD``, else the file that
+    ``CABLE_INGEST_<name>_PASSWORD_FILE`` names (read now), else None."""
+    if value:
+        return value
+    if file is None:
+        return None
+    return read_secret(file=str(file), what=f"{PREFIX}{name}_PASSWORD_FILE")
+
+
+def _with_password(url: str, password: str | None) -> str:
+    """``url`` (each URL of a ``;``-joined list: kombu reads one at a time, and the next when
+    it fails over) with ``password`` in its user info; unchanged without one."""
+    if password is None:
+        return url
+    parts = []
+    for part in url.split(";"):
+        split = urlsplit(part)
+        login = f"{quote(unquote(split.username or ''), safe='')}:{quote(password, safe='')}"
+        parts.append(urlunsplit(split._replace(netloc=f"{login}@{split.netloc.rpartition('@')[2]}")))
+    return ";".join(parts)
+
+
+def _sentinel_options(settings: Settings, password: str | None) -> tuple[str, dict[str, Any]]:
+    """For a ``sentinel://`` broker: the URL as kombu reads it (with the primary's
+    ``password``), and the transport options that name the primary and say how to talk to the
+    sentinels (:mod:`worker.sentinel`)."""
+    address = sentinel.parse(settings.broker_url)  # the settings checked it, and the name
+    master = address.master_name or settings.sentinel_master
+    watch = _secret(settings.sentinel_password, settings.sentinel_password_file, "SENTINEL")
+    options = {"master_name": master, "sentinel_kwargs": sentinel.sentinel_kwargs(watch)}
+    return address.kombu_url(password), options
+
+
 def _oldest(raws: Sequence[bytes], now: float) -> float | None:
     """The age of the oldest of the next-out messages of each priority level (None when one
     lacks the header, so that no age is made up)."""
@@ -250,6 +292,7 @@ class EmbeddedBroker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.url: str = settings.broker_url
         self.folder = settings.var_dir / "broker"
 
     def transport_options(self) -> dict[str, Any]:
@@ -367,6 +410,7 @@ class InProcessBroker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.url: str = settings.broker_url
 
     def transport_options(self) -> dict[str, Any]:
         return {"body_encoding": "utf-8"}  # as on Redis

@@ -10,6 +10,9 @@ guard key ``<stream>:sent:<delivery key>``, adds the entry and sets the guard (h
 id, expiring after :data:`GUARD_TTL_S`) together: a redelivery within that time adds nothing, and
 a failed XADD leaves no guard behind. Both keys are named in the script call; they are not
 hash-tagged, so a Redis Cluster is not supported (one server or a Sentinel-managed primary is).
+A ``sentinel://`` URL (:mod:`worker.sentinel`) names the sentinels; the sink writes to the primary
+they name for ``master_name`` (an option, or ``?master_name=`` in the URL), asking them again on
+each new connection, so that it follows a failover.
 
 One client per process, made on the first send (a forked child makes its own). Outcomes: lost or
 refused connections, timeouts, a loading, read-only or out-of-memory server are transient;
@@ -30,7 +33,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from worker import processes
+from worker import processes, sentinel
 from worker.errors import ConfigurationError, PermanentSinkError, SinkError, TransientSinkError
 from worker.settings import read_secret, redact_url
 from worker.sinks.base import check_options
@@ -74,12 +77,19 @@ class RedisStreamNotifier:
         password: str | None = None,
         maxlen: int = 100_000,
         timeout_s: float = 5.0,
+        master_name: str | None = None,
+        sentinel_password: str | None = None,
     ) -> None:
         self.name, self.url, self.stream = name, url, stream
         self.maxlen, self.timeout_s = int(maxlen), float(timeout_s)
         self._password = password
-        in_url = unquote(urlsplit(url).password or "")
-        self._secrets = tuple(secret for secret in (password, in_url) if secret)
+        self._master_name, self._sentinel_password = master_name, sentinel_password
+        if sentinel.is_sentinel(url):
+            in_url = sentinel.parse(url).password or ""
+        else:
+            in_url = unquote(urlsplit(url).password or "")
+        secrets = (password, in_url, sentinel_password)
+        self._secrets = tuple(secret for secret in secrets if secret)
         self._client: redis.Redis | None = None
         self._script: Script | None = None
         processes.track(self)
@@ -96,13 +106,22 @@ class RedisStreamNotifier:
         if self._script is not None:
             return self._script
         extra: dict[str, Any] = {} if self._password is None else {"password": self._password}
-        self._client = redis.Redis.from_url(
-            self.url,
-            socket_timeout=self.timeout_s,
-            socket_connect_timeout=self.timeout_s,
-            retry=Retry(NoBackoff(), 1),  # once more at once: a stale pooled connection
-            **extra,
-        )
+        options: dict[str, Any] = {
+            "socket_timeout": self.timeout_s,
+            "socket_connect_timeout": self.timeout_s,
+            "retry": Retry(NoBackoff(), 1),  # once more at once: a stale pooled connection
+        }
+        if sentinel.is_sentinel(self.url):
+            address = sentinel.parse(self.url)
+            self._client = sentinel.master_client(
+                address,
+                address.master_name or self._master_name or "",
+                sentinel_password=self._sentinel_password,
+                **options,
+                **extra,
+            )
+        else:
+            self._client = redis.Redis.from_url(self.url, **options, **extra)
         self._script = self._client.register_script(ADD_ONCE)
         return self._script
 
@@ -147,7 +166,7 @@ class RedisStreamNotifier:
         """Close the client and its pooled connections, if any."""
         client, self._client, self._script = self._client, None, None
         if client is not None:
-            client.close()
+            sentinel.close(client)
 
     def after_fork(self) -> None:
         """In a forked child: the parent's connections are not ours to use or close."""
@@ -155,8 +174,38 @@ class RedisStreamNotifier:
 
 
 def _url_has_password(url: str) -> bool:
+    if sentinel.is_sentinel(url):
+        return sentinel.parse(url).password is not None
     parts = urlsplit(url)
     return bool(parts.password) or "password" in parse_qs(parts.query)
+
+
+def _sentinel_options(url: str, options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """For a ``sentinel://`` URL: the master name (the option or the URL's) and the sentinels'
+    password; ConfigurationError naming the key."""
+    if not sentinel.is_sentinel(url):
+        extra = [key for key in options if key == "master_name" or key.startswith("sentinel_")]
+        if extra:
+            raise ConfigurationError(f"{where}.{extra[0]}: only for a sentinel:// url")
+        return {}
+    in_url = sentinel.parse(url).master_name
+    if in_url and "master_name" in options:
+        raise ConfigurationError(
+            f"{where}: the URL names the master and master_name another; give one"
+        )
+    if not (in_url or options.get("master_name")):
+        raise ConfigurationError(
+            f"{where}.master_name: a sentinel:// url needs the name of the primary the "
+            "sentinels watch (master_name, or ?master_name= in the URL)"
+        )
+    found: dict[str, Any] = {"master_name": options.get("master_name")}
+    if "sentinel_password_env" in options:
+        env = options["sentinel_password_env"]
+        found["sentinel_password"] = read_secret(env=env, what=f"{where}.sentinel_password_env")
+    elif "sentinel_password_file" in options:
+        file = options["sentinel_password_file"]
+        found["sentinel_password"] = read_secret(file=file, what=f"{where}.sentinel_password_file")
+    return found
 
 
 def build(name: str, options: Mapping[str, Any]) -> RedisStreamNotifier:
@@ -167,9 +216,10 @@ def build(name: str, options: Mapping[str, Any]) -> RedisStreamNotifier:
     url = str(options["url"])
     try:
         has_password = _url_has_password(url)
-        port = urlsplit(url).port
-    except ValueError:
-        raise ConfigurationError(f"{where}.url: not a valid URL: {redact_url(url)}") from None
+        port = None if sentinel.is_sentinel(url) else urlsplit(url).port
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}.url: not a valid URL ({exc}): {redact_url(url)}") from None
+    found = _sentinel_options(url, options, where)
     if port == 0:
         raise ConfigurationError(f"{where}.url: port 0 is not valid: {redact_url(url)}")
     password: str | None = None
@@ -190,4 +240,5 @@ def build(name: str, options: Mapping[str, Any]) -> RedisStreamNotifier:
         password=password,
         maxlen=options.get("maxlen", 100_000),
         timeout_s=options.get("timeout_s", 5),
+        **found,
     )
