@@ -35,7 +35,7 @@ from worker.http.problems import (
 )
 from worker.logs import get_logger
 from worker.settings import Settings
-from worker.storage import CableStore, upgrade
+from worker.storage import CableStore, ReceiptStore, upgrade
 from worker.storage.catalog import Catalog
 from worker.storage.idempotency import IdempotencyStore
 from worker.storage.tokens import TokenStore
@@ -84,12 +84,14 @@ def create_http_app(settings: Settings, *, queue: QueueFactory = Broker) -> Star
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(upgrade, settings.database_url)
         tokens = TokenStore(settings.database_url)
+        ledger = ReceiptStore(settings.database_url)
         broker = await run_in_threadpool(queue, settings)
         intake = GroupCommit(
             broker,
             batch_size=settings.batch_size,
             window_s=settings.group_commit_ms / 1000,
             high_water_mark=settings.high_water_mark,
+            ledger=ledger,
             on_message=metrics.published,
         )
         ctx = Context(
@@ -113,7 +115,7 @@ def create_http_app(settings: Settings, *, queue: QueueFactory = Broker) -> Star
             usage.cancel()
             await intake.stop()
             await run_in_threadpool(ctx.auth.record_use)
-            for store in (ctx.cables, ctx.catalog, ctx.idempotency, tokens):
+            for store in (ctx.cables, ctx.catalog, ctx.idempotency, ledger, tokens):
                 store.close()
             log.info("http_stopped")
 

@@ -60,7 +60,13 @@ SCHEMAS: dict[str, Any] = {
             "message_id": {"type": "string"},
             "status": {
                 "enum": ["queued", "stored", "dead_lettered"],
-                "description": "queued: no outcome recorded yet.",
+                "description": "queued: accepted, no outcome recorded yet (an id that was "
+                "never accepted is a 404).",
+            },
+            "accepted_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the envelope was accepted onto the intake queue.",
             },
             "outcome": {"enum": ["inserted", "revised", "unchanged"]},
             "reference_id": {"type": "string"},
@@ -141,6 +147,7 @@ SCHEMAS: dict[str, Any] = {
                     "idempotency_key_reused",
                     "overloaded",
                     "queue_unavailable",
+                    "receipts_unavailable",
                     "client_gone",
                 ],
             },

@@ -148,7 +148,8 @@ def _paths() -> dict[str, Any]:
         "/v1/messages/{message_id}": {
             "get": {
                 "operationId": "getMessage",
-                "summary": "The receipt of an envelope of the token's feed.",
+                "summary": "The receipt of an envelope of the token's feed; 404 for an id "
+                "never accepted.",
                 "security": BEARER,
                 "parameters": [_path("message_id", "The message id a 202 entry gave.")],
                 "responses": {
