@@ -17,6 +17,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
     from worker.http.app import create_http_app  # noqa: PLC0415 - imports the queue's app
+    from worker.http.server import guarded_protocol  # noqa: PLC0415 - imports uvicorn's
 
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
@@ -38,6 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
         server_header=False,
+        # slow clients: a deadline for the request head, an idle limit within the body
+        http=guarded_protocol(settings.http_header_timeout_s, settings.http_read_timeout_s),
     )
     return 0
 

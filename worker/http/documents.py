@@ -133,6 +133,7 @@ SCHEMAS: dict[str, Any] = {
                     "foreign_source",
                     "not_found",
                     "method_not_allowed",
+                    "slow_headers",
                     "slow_body",
                     "idempotency_in_progress",
                     "too_large",
