@@ -335,8 +335,12 @@ class GroupCommit:
         try:
             self._ledger.accept(envelopes)
         except Exception as error:
-            log.warning("intake_record_failed", error_class=type(error).__name__,
-                        error=str(error)[:300], envelopes=len(envelopes))  # fmt: skip
+            log.warning(
+                "intake_record_failed",
+                error_class=type(error).__name__,
+                error=str(error)[:300],
+                envelopes=len(envelopes),
+            )
             raise unavailable(
                 "receipts_unavailable", "the database does not answer; retry later"
             ) from error
