@@ -93,10 +93,9 @@ def embedded(tmp_path: Path) -> Settings:
     return Settings(var_dir=tmp_path / "var", batch_size=2, config_file=config)
 
 
-def test_embedded_queues_without_worker(embedded: Settings, tmp_path: Path) -> None:
-    """Five cables in batches of two wait as three intake messages, nothing on the sinks; the
-    status's database was never migrated (the producer records its envelopes in another)."""
-    _enqueue(replace(embedded, database_url=f"sqlite:///{tmp_path / 'producer.db'}"), 5)
+def test_embedded_queues_without_worker(embedded: Settings) -> None:
+    """Five cables in batches of two wait as three intake messages, nothing on the sinks."""
+    _enqueue(embedded, 5)
     status = collect_status(embedded)
     intake = _queue(status.queues, INTAKE_QUEUE)
     assert (intake.depth, intake.unacked) == (3, 0)

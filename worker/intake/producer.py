@@ -10,11 +10,6 @@ Texts are checked at the door (:func:`~worker.intake.envelope.check_input`): a r
 and sent ``batch_size`` envelopes per message. Before each send the intake queue's depth is
 read; above the high-water mark (in cables) the producer waits, saying so in the log, until it
 has drained below three quarters of the mark.
-
-Every batch is recorded as accepted in the storage database (one statement,
-:meth:`~worker.storage.receipts.ReceiptStore.accept`) before it is published, as the HTTP
-intake does: whatever sent an envelope, its message id has a receipt ("queued" until it is
-stored or dead-lettered). The producer migrates the database on its first batch.
 """
 
 from __future__ import annotations
@@ -41,7 +36,6 @@ from worker.queue.app import (
 from worker.queue.depths import queue_depth
 from worker.settings import Settings
 from worker.sinks import Delivery
-from worker.storage import ReceiptStore, upgrade
 
 log = get_logger("worker.intake.producer")
 
@@ -66,7 +60,6 @@ class Producer:
         self._on_wait = on_wait
         self.messages_sent = 0
         self.seconds_waited = 0.0
-        self._ledger: ReceiptStore | None = None
         prepare_broker(settings)
 
     def __enter__(self) -> Producer:
@@ -78,16 +71,8 @@ class Producer:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        try:
-            if kind is None:
-                self.flush()
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Release the storage database's connections (the producer can still be used)."""
-        if self._ledger is not None:
-            self._ledger.close()
+        if kind is None:
+            self.flush()
 
     def enqueue(
         self,
@@ -156,18 +141,9 @@ class Producer:
         if not self._buffer:
             return
         self._wait_below_high_water()
-        self._record(self._buffer)
         publish(self._app, INGEST_TASK, [self._buffer], INTAKE_QUEUE)
         self._buffer = []
         self.messages_sent += 1
-
-    def _record(self, envelopes: list[dict[str, Any]]) -> None:
-        """Record the batch as accepted before it is published (a failed publish leaves the
-        rows: the batch stays buffered and a later flush sends it under the same ids)."""
-        if self._ledger is None:
-            upgrade(self.settings.database_url)
-            self._ledger = ReceiptStore(self.settings.database_url)
-        self._ledger.accept(envelopes)
 
     def _wait_below_high_water(self) -> None:
         mark = self.settings.high_water_mark
