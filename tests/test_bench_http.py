@@ -16,6 +16,11 @@ def test_http_benchmark_prints_every_row(capsys: pytest.CaptureFixture[str]) -> 
         pass
     assert http.main(["--requests", "300", "--runs", "1", "--connections", "8"]) == 0
     out = capsys.readouterr().out
-    for row in ("Python producer enqueue", "single POSTs, 8 connections", "half the target", "half the rate measured",
+    for row in ("Python producer enqueue", "single POSTs, max rate, 8 conns",
+                "single POSTs at fixed 500/s (half the target)", "single POSTs at half the max",
                 "NDJSON batches of 100", "batches / producer", "p99 < 50 ms at 500/s"):  # fmt: skip
         assert row in out
+    for line in out.splitlines():
+        if "single POSTs at" in line:
+            assert "p50" in line, line
+            assert "p99" in line, line

@@ -121,6 +121,7 @@ class Settings:
     http_port: int = 8080
     http_max_body_bytes: int = 64 * 1024 * 1024  # a request body; larger: 413 while streaming
     http_read_timeout_s: int = 10  # a client sending nothing for this long is cut off (408)
+    http_header_timeout_s: int = 10  # a request head not complete this long after it began: 408
     http_max_inputs: int = 10_000  # NDJSON lines, form files or archive members per request
     http_max_expanded_bytes: int = 256 * 1024 * 1024  # archives of one request, unpacked
     group_commit_ms: int = 5  # single-cable requests wait this long to share a queue message
@@ -170,6 +171,9 @@ class Settings:
             ),
             http_read_timeout_s=env.get(
                 "HTTP_READ_TIMEOUT_S", _positive, default.http_read_timeout_s
+            ),
+            http_header_timeout_s=env.get(
+                "HTTP_HEADER_TIMEOUT_S", _positive, default.http_header_timeout_s
             ),
             http_max_inputs=env.get("HTTP_MAX_INPUTS", _positive, default.http_max_inputs),
             http_max_expanded_bytes=env.get(

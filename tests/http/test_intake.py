@@ -4,16 +4,19 @@ back-pressure and a missing broker refuse the whole group with 503 and Retry-Aft
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from worker.http.intake import GroupCommit, MemoryQueue, pack
 from worker.http.problems import Problem
+from worker.storage import ReceiptStore, upgrade
+from worker.storage.catalog import Catalog
 
 
 def _envelopes(count: int, tag: str = "e") -> list[dict[str, Any]]:
-    return [{"id": f"{tag}{n}"} for n in range(count)]
+    return [{"id": f"{tag}{n}", "sha256": "0" * 64, "source": "feed-a"} for n in range(count)]
 
 
 async def _committed(
@@ -69,6 +72,51 @@ def test_a_broker_that_does_not_answer_is_a_503_queue_unavailable() -> None:
     (result,) = asyncio.run(_committed(queue, [_envelopes(3)]))
     assert isinstance(result, Problem)
     assert (result.status, result.code) == (503, "queue_unavailable")
+
+
+def _accepted(url: str, envelopes: list[dict[str, Any]]) -> list[str]:
+    catalog = Catalog(url)
+    try:
+        return [e["id"] for e in envelopes if catalog.message(e["id"])["accepted"] is not None]
+    finally:
+        catalog.close()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Any:
+    """The receipts' store on a fresh SQLite database, and its URL."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    upgrade(url)
+    store = ReceiptStore(url)
+    yield store, url
+    store.close()
+
+
+def test_a_published_group_is_recorded_as_accepted_and_a_refused_one_is_not(ledger: Any) -> None:
+    """The envelopes of a published group are accepted (their receipts say queued); those of a
+    group the broker refused are forgotten again, so their ids stay unknown."""
+    store, url = ledger
+    queue = MemoryQueue()
+    published, refused = _envelopes(3, "ok-"), _envelopes(2, "no-")
+    assert asyncio.run(_committed(queue, [published], ledger=store)) == [None]
+    queue.failing = True
+    (result,) = asyncio.run(_committed(queue, [refused], ledger=store))
+    assert isinstance(result, Problem)
+    assert _accepted(url, published + refused) == ["ok-0", "ok-1", "ok-2"]
+
+
+def test_a_group_whose_acceptance_cannot_be_recorded_is_a_503_and_is_not_published(
+    tmp_path: Path,
+) -> None:
+    """With the database gone (never migrated: no table), nothing is published and every
+    request of the group gets 503 ``receipts_unavailable``: a 202 promises a receipt."""
+    store = ReceiptStore(f"sqlite:///{tmp_path / 'no-tables.db'}")
+    queue = MemoryQueue()
+    (result,) = asyncio.run(_committed(queue, [_envelopes(2)], ledger=store))
+    store.close()
+    assert isinstance(result, Problem)
+    assert (result.status, result.code) == (503, "receipts_unavailable")
+    assert queue.messages == []
 
 
 @pytest.mark.parametrize(

@@ -154,8 +154,8 @@ def test_filters_narrow_the_listing(client: Any, make_token: TokenMaker, stored:
 def test_a_message_receipt_is_for_its_own_feed(
     client: Any, make_token: TokenMaker, stored: None, database_url: str
 ) -> None:
-    """feed-a reads the receipt of its stored envelope; feed-b gets 404; an unknown id is
-    queued; a dead-lettered envelope says where and why."""
+    """feed-a reads the receipt of its stored envelope; feed-b gets 404; a dead-lettered
+    envelope says where and why."""
     own = bearer(make_token("feed-a", "ingest"))
     receipt = client.get("/v1/messages/m-06ALMATY598", headers=own).json()
     assert (receipt["status"], receipt["outcome"], receipt["reference_id"]) == (
@@ -165,7 +165,6 @@ def test_a_message_receipt_is_for_its_own_feed(
     )
     other = bearer(make_token("feed-b", "ingest"))
     assert client.get("/v1/messages/m-06ALMATY598", headers=other).status_code == 404
-    assert client.get("/v1/messages/never-seen", headers=own).json()["status"] == "queued"
     letters = DeadLetterStore(database_url)
     letters.add({"stage": "parse", "error_class": "ParseError", "reason": "no cable here",
                  "message_id": "m-dead", "source": "feed-a", "payload": {"id": "m-dead"}})  # fmt: skip
@@ -202,3 +201,26 @@ def test_revisions_are_read_one_by_one_under_the_clearance(
     older = client.get("/v1/cables/06ALMATY801?revision=1", headers=high).json()
     assert (older["revision"], older["record"]["classification"]) == (1, "CONFIDENTIAL")
     assert client.get("/v1/cables/06ALMATY800?revision=x", headers=high).status_code == 422
+
+
+def test_a_receipt_is_queued_only_for_an_accepted_id(
+    client: Any, make_token: TokenMaker, database_url: str
+) -> None:
+    """A cable posted (its envelope recorded as accepted before the 202) is queued until an
+    outcome; an id never accepted, and another feed's accepted id, are 404 problems."""
+    own = bearer(make_token("feed-a", "ingest"))
+    posted = client.post(
+        "/v1/cables", content=SAMPLE.read_bytes(), headers={**own, "Content-Type": "text/plain"}
+    )
+    message_id = posted.json()["entries"][0]["message_id"]
+    receipt = client.get(f"/v1/messages/{message_id}", headers=own)
+    assert (receipt.status_code, receipt.json()["status"]) == (200, "queued")
+    assert receipt.json()["accepted_at"].endswith("Z")
+    for headers, asked in (
+        (own, "never-accepted"),
+        (bearer(make_token("feed-b", "read")), message_id),
+    ):
+        unknown = client.get(f"/v1/messages/{asked}", headers=headers)
+        assert unknown.status_code == 404
+        assert unknown.headers["content-type"] == "application/problem+json"
+        assert unknown.json()["code"] == "not_found"

@@ -23,7 +23,13 @@ def test_http_settings_are_read_with_their_units() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "raw"), [("HTTP_PORT", "70000"), ("HTTP_PORT", "http"), ("HTTP_READ_TIMEOUT_S", "0")]
+    ("name", "raw"),
+    [
+        ("HTTP_PORT", "70000"),
+        ("HTTP_PORT", "http"),
+        ("HTTP_READ_TIMEOUT_S", "0"),
+        ("HTTP_HEADER_TIMEOUT_S", "0"),
+    ],
 )
 def test_malformed_http_settings_name_the_variable(name: str, raw: str) -> None:
     """A port out of range or a zero timeout stops with the variable's name."""

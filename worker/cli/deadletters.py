@@ -7,16 +7,15 @@ refusals (``replay`` with nothing selected, ``purge`` without ``--yes`` off a te
 
 ``replay`` skips a dead letter replayed after its last failure (``replayed_at >= last_seen``)
 unless ``--again`` is given, and records ``replayed_at`` as the moment just before the first
-send: a replayed message that fails again is then always later than its replay.
+send: a replayed message that fails again is then always later than its replay (the one
+implementation, shared with the HTTP API, is :mod:`worker.ops.deadletters`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -54,19 +53,13 @@ def _filtered(args: argparse.Namespace) -> bool:
 
 
 def _by_stage(letters: Sequence[Mapping[str, Any]]) -> str:
-    counts = Counter(str(letter["stage"]) for letter in letters)
-    return ", ".join(f"{stage} {count}" for stage, count in sorted(counts.items()))
+    from worker.ops.deadletters import by_stage
+
+    return ", ".join(f"{stage} {count}" for stage, count in by_stage(letters).items())
 
 
 def _plural(count: int) -> str:
     return f"{count} dead letter{'' if count == 1 else 's'}"
-
-
-def _replayed_since_failure(letter: Mapping[str, Any]) -> bool:
-    replayed, last_seen = letter.get("replayed_at"), letter.get("last_seen")
-    if not isinstance(replayed, str) or not isinstance(last_seen, str):
-        return False
-    return datetime.fromisoformat(replayed) >= datetime.fromisoformat(last_seen)
 
 
 def _counts(args: argparse.Namespace) -> int:
@@ -136,8 +129,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Resend dead letters where they failed, then mark them replayed."""
     from kombu.exceptions import KombuError
 
-    from worker.intake.producer import Producer
-    from worker.routing.config import load_config
+    from worker.ops.deadletters import due, replay, unconfigured_sinks
     from worker.storage import DeadLetterStore, redact_url
 
     if args.ids and (args.all or _filtered(args)):
@@ -156,35 +148,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
             letters = store.list(**_filters(args), limit=args.limit or _EVERYTHING)
         for unknown in missing:
             complain(args, f"no dead letter {unknown} in {redact_url(settings.database_url)}")
-        due = [x for x in letters if args.again or not _replayed_since_failure(x)]
-        if skipped := len(letters) - len(due):
+        sending = due(letters, again=args.again)
+        if skipped := len(letters) - len(sending):
             note = f"skipped {_plural(skipped)} replayed since their last failure"
             print(f"{note} (--again replays them too)", file=sys.stderr)
-        if not due:
+        if not sending:
             print("nothing to replay", file=sys.stderr)
             return 1 if missing else 0
         if args.dry_run:
-            for line in table([[x["id"], x["stage"], x["reference_id"] or "-"] for x in due], None):
+            rows = [[x["id"], x["stage"], x["reference_id"] or "-"] for x in sending]
+            for line in table(rows, None):
                 print(line)
-            print(f"would replay {_plural(len(due))}: {_by_stage(due)}")
+            print(f"would replay {_plural(len(sending))}: {_by_stage(sending)}")
             return 1 if missing else 0
-        unconfigured = {x["stage"][5:] for x in due if x["stage"].startswith("sink:")}
-        configured = load_config(settings.config_file).sinks
-        for sink in sorted(unconfigured - set(configured)):
+        for sink in unconfigured_sinks(settings, sending):
             complain(args, f"warning: no sink {sink} in the configuration; no worker reads it")
-        started = datetime.now(UTC)
         try:
-            with Producer(settings) as producer:
-                for letter in due:
-                    producer.replay(letter)
+            replay(settings, store, sending, again=True)
         except (OSError, KombuError) as error:
             where = redact_broker_url(settings.broker_url)
             complain(
                 args, f"broker {where}: {error}; some may have been sent, none marked replayed"
             )
             return 1
-        store.mark_replayed([letter["id"] for letter in due], at=started)
-    print(f"replayed {_plural(len(due))}: {_by_stage(due)}")
+    print(f"replayed {_plural(len(sending))}: {_by_stage(sending)}")
     return 1 if missing else 0
 
 

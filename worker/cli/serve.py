@@ -17,6 +17,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from worker.http.app import create_http_app
+    from worker.http.server import guarded_protocol
     from worker.logs import configure_logging
 
     settings = Settings.from_env()
@@ -39,6 +40,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
         server_header=False,
+        # slow clients: a deadline for the request head, an idle limit within the body
+        http=guarded_protocol(settings.http_header_timeout_s, settings.http_read_timeout_s),
     )
     return 0
 

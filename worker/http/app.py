@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from worker.http import ingest, observe, reads
+from worker.http import ingest, observe, operate, reads
 from worker.http.auth import Authenticator
 from worker.http.context import Context
 from worker.http.intake import Broker, GroupCommit, Queue
@@ -35,7 +35,7 @@ from worker.http.problems import (
 )
 from worker.logs import get_logger
 from worker.settings import Settings
-from worker.storage import CableStore, upgrade
+from worker.storage import CableStore, DeadLetterStore, ReceiptStore, upgrade
 from worker.storage.catalog import Catalog
 from worker.storage.idempotency import IdempotencyStore
 from worker.storage.tokens import TokenStore
@@ -57,6 +57,11 @@ ROUTES = [
     Route("/v1/cables/{reference_id}", reads.get_cable, methods=["GET"]),
     Route("/v1/cables/{reference_id}/cited-by", reads.cited_by, methods=["GET"]),
     Route("/v1/messages/{message_id}", reads.get_message, methods=["GET"]),
+    Route("/v1/dead-letters", operate.list_dead_letters, methods=["GET"]),
+    Route("/v1/dead-letters/replay", operate.replay_dead_letters, methods=["POST"]),
+    Route("/v1/dead-letters/{dead_letter_id}", operate.get_dead_letter, methods=["GET"]),
+    Route("/v1/dead-letters/{dead_letter_id}/replay", operate.replay_dead_letter, methods=["POST"]),
+    Route("/v1/status", operate.status, methods=["GET"]),
     Route("/healthz", observe.healthz, methods=["GET"]),
     Route("/readyz", observe.readyz, methods=["GET"]),
     Route("/metrics", observe.metrics, methods=["GET"]),
@@ -84,12 +89,14 @@ def create_http_app(settings: Settings, *, queue: QueueFactory = Broker) -> Star
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(upgrade, settings.database_url)
         tokens = TokenStore(settings.database_url)
+        ledger = ReceiptStore(settings.database_url)
         broker = await run_in_threadpool(queue, settings)
         intake = GroupCommit(
             broker,
             batch_size=settings.batch_size,
             window_s=settings.group_commit_ms / 1000,
             high_water_mark=settings.high_water_mark,
+            ledger=ledger,
             on_message=metrics.published,
         )
         ctx = Context(
@@ -101,6 +108,7 @@ def create_http_app(settings: Settings, *, queue: QueueFactory = Broker) -> Star
             idempotency=IdempotencyStore(settings.database_url),
             metrics=metrics,
             catalog=Catalog(settings.database_url),
+            dead_letters=DeadLetterStore(settings.database_url),
             celery=getattr(broker, "celery", None),
         )
         app.state.ctx = ctx
@@ -113,7 +121,8 @@ def create_http_app(settings: Settings, *, queue: QueueFactory = Broker) -> Star
             usage.cancel()
             await intake.stop()
             await run_in_threadpool(ctx.auth.record_use)
-            for store in (ctx.cables, ctx.catalog, ctx.idempotency, tokens):
+            stores = (ctx.cables, ctx.catalog, ctx.dead_letters, ctx.idempotency, ledger, tokens)
+            for store in stores:
                 store.close()
             log.info("http_stopped")
 

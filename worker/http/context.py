@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from worker.http.auth import Authenticator
     from worker.http.intake import GroupCommit
     from worker.http.metrics import HttpMetrics
-    from worker.storage import CableStore
+    from worker.storage import CableStore, DeadLetterStore
     from worker.storage.catalog import Catalog
     from worker.storage.idempotency import IdempotencyStore
     from worker.storage.tokens import TokenStore
@@ -30,5 +30,6 @@ class Context:
     idempotency: IdempotencyStore
     metrics: HttpMetrics
     catalog: Catalog
+    dead_letters: DeadLetterStore
     celery: Any = None  # the Celery app of the broker, for the probes (None: a test twin)
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one probe at a time

@@ -1,5 +1,6 @@
 """The JSON Schemas of the API's documents (OpenAPI ``components.schemas``): what a 202 holds
-per input, an NDJSON line, a receipt, a record, a page of a listing, a problem."""
+per input, an NDJSON line, a receipt, a record, a page of a listing, a problem, and the
+operator's dead letters, replays and status."""
 
 from __future__ import annotations
 
@@ -60,7 +61,13 @@ SCHEMAS: dict[str, Any] = {
             "message_id": {"type": "string"},
             "status": {
                 "enum": ["queued", "stored", "dead_lettered"],
-                "description": "queued: no outcome recorded yet.",
+                "description": "queued: accepted, no outcome recorded yet (an id that was "
+                "never accepted is a 404).",
+            },
+            "accepted_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the envelope was accepted onto the intake queue.",
             },
             "outcome": {"enum": ["inserted", "revised", "unchanged"]},
             "reference_id": {"type": "string"},
@@ -109,6 +116,100 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "DeadLetter": {
+        "type": "object",
+        "description": "schemas/dead-letter.schema.json as stored. Above the token's clearance "
+        "(an envelope's text ranks at the top; a record at its classification) the content "
+        "(reason, schema_errors, reference_id, sha256, payload) is left out and withheld is "
+        "true. payload only on GET /v1/dead-letters/{dead_letter_id}.",
+        "required": ["id", "stage", "error_class", "attempts", "last_seen", "withheld"],
+        "properties": {
+            "id": {"type": "string"},
+            "stage": {"type": "string", "description": "intake, parse, validate or sink:NAME."},
+            "error_class": {"type": "string"},
+            "reason": {"type": "string"},
+            "schema_errors": {"type": "array", "items": {"type": "object"}},
+            "attempts": {"type": "integer"},
+            "first_seen": {"type": "string", "format": "date-time"},
+            "last_seen": {"type": "string", "format": "date-time"},
+            "message_id": {"type": ["string", "null"]},
+            "reference_id": {"type": ["string", "null"]},
+            "sha256": {"type": ["string", "null"]},
+            "source": {"type": ["string", "null"]},
+            "payload": {"type": "object"},
+            "replayed_at": {"type": ["string", "null"], "format": "date-time"},
+            "withheld": {"type": "boolean"},
+        },
+    },
+    "DeadLetterPage": {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("DeadLetter")},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as ?cursor= for the next page; null: the last.",
+            },
+        },
+    },
+    "ReplaySelection": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Filters (as GET /v1/dead-letters takes them), or all: true; "
+        "nothing selected is a 422 nothing_selected.",
+        "properties": {
+            "stage": {"type": "string"},
+            "sink": {"type": "string"},
+            "reason": {"type": "string", "description": "Never matches a withheld letter."},
+            "since": {"type": "string", "format": "date-time"},
+            "until": {"type": "string", "format": "date-time"},
+            "message_id": {"type": "string"},
+            "all": {"type": "boolean"},
+            "again": {"type": "boolean", "description": "Also those replayed since they failed."},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+        },
+    },
+    "Replayed": {
+        "type": "object",
+        "required": ["replayed", "ids", "skipped", "by_stage"],
+        "properties": {
+            "replayed": {"type": "integer"},
+            "ids": {"type": "array", "items": {"type": "string"}},
+            "skipped": {
+                "type": "integer",
+                "description": "Replayed since their last failure (again: true sends them).",
+            },
+            "by_stage": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "unconfigured_sinks": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Sinks replayed to that the configuration does not name.",
+            },
+        },
+    },
+    "Status": {
+        "type": "object",
+        "description": "The document of cable-ingest status --json: queues, workers, "
+        "throughput over window_s, sinks, dead letters by stage, reparse runs, notes.",
+        "required": ["at", "queues", "sinks", "dead_letters"],
+        "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "broker": {"type": "string"},
+            "database": {"type": "string"},
+            "batch_size": {"type": "integer"},
+            "window_s": {"type": "integer"},
+            "workers": {"type": ["array", "null"], "items": {"type": "object"}},
+            "queues": {"type": "array", "items": {"type": "object"}},
+            "intake": {"type": "object"},
+            "sinks": {"type": "array", "items": {"type": "object"}},
+            "dead_letters": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": "integer"},
+            },
+            "reparse": {"type": ["array", "null"], "items": {"type": "object"}},
+            "notes": {"type": "array", "items": {"type": "string"}},
+        },
+    },
     "Problem": {
         "type": "object",
         "description": "RFC 9457 problem details; branch on code.",
@@ -127,6 +228,7 @@ SCHEMAS: dict[str, Any] = {
                     "foreign_source",
                     "not_found",
                     "method_not_allowed",
+                    "slow_headers",
                     "slow_body",
                     "idempotency_in_progress",
                     "too_large",
@@ -136,11 +238,13 @@ SCHEMAS: dict[str, Any] = {
                     "invalid_entry",
                     "no_inputs",
                     "invalid_parameter",
+                    "nothing_selected",
                     "invalid_cursor",
                     "invalid_idempotency_key",
                     "idempotency_key_reused",
                     "overloaded",
                     "queue_unavailable",
+                    "receipts_unavailable",
                     "client_gone",
                 ],
             },

@@ -12,6 +12,11 @@ every half second, and before every group while it is above the mark); above ``H
 cables the whole group is refused with 503 and ``Retry-After`` (back-pressure: the feed retries later, nothing is
 buffered here). A broker that is away is retried for about two seconds, then refused the same
 way. This module is the HTTP face's only use of the queue (:class:`Broker`).
+
+Each group is recorded as accepted (:class:`Ledger`: one INSERT in the storage database for
+the whole group) before its first message is published, so that a 202's message ids always
+have a receipt ("queued" until an outcome); the part of a group that could not be published
+is forgotten again.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from typing import Any, Protocol
 
 from worker.http.problems import Problem
 from worker.logs import get_logger
+from worker.queue.app import create_app, prepare_broker
+from worker.queue.depths import queue_depth
+from worker.queue.names import INGEST_TASK, INTAKE_QUEUE, PUBLISHED_AT
 from worker.settings import Settings
 
 log = get_logger("worker.http.intake")
@@ -40,6 +48,17 @@ PUBLISH_RETRY_POLICY = {
     "interval_max": 1.0,
 }
 Envelope = dict[str, Any]
+
+
+class Ledger(Protocol):
+    """Where accepted envelopes are recorded before they are published (the receipts' first
+    link): :class:`~worker.storage.receipts.ReceiptStore` (blocking calls)."""
+
+    def accept(self, envelopes: Sequence[Envelope]) -> None:
+        """Record these envelopes as accepted, in one statement."""
+
+    def forget_accepted(self, message_ids: Sequence[str]) -> None:
+        """Drop the record of envelopes that could not be published."""
 
 
 class Queue(Protocol):
@@ -59,9 +78,6 @@ class Broker:
     """The real queue: the Celery app for ``settings``, publishing ingest tasks."""
 
     def __init__(self, settings: Settings) -> None:
-        from worker.queue.app import create_app, prepare_broker  # noqa: PLC0415 - see below
-
-        # imported here, not at the top: worker.queue.app builds its module-level app at import
         self._settings = settings
         self._app = create_app(settings)
         prepare_broker(settings)
@@ -72,15 +88,10 @@ class Broker:
         return self._app
 
     def depth(self) -> int:
-        from worker.queue.app import INTAKE_QUEUE  # noqa: PLC0415
-        from worker.queue.depths import queue_depth  # noqa: PLC0415
-
         depth = queue_depth(self._app, INTAKE_QUEUE, PUBLISH_RETRY_POLICY)
         return depth * self._settings.batch_size
 
     def publish(self, envelopes: Sequence[Envelope]) -> None:
-        from worker.queue.app import INGEST_TASK, INTAKE_QUEUE, PUBLISHED_AT  # noqa: PLC0415
-
         self._app.send_task(
             INGEST_TASK,
             args=[list(envelopes)],
@@ -176,10 +187,12 @@ class GroupCommit:
         batch_size: int,
         window_s: float,
         high_water_mark: int,
+        ledger: Ledger | None = None,
         on_message: Callable[[list[int]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
+        self._ledger = ledger
         self._batch_size = batch_size
         self._window_s = window_s
         self._high_water_mark = high_water_mark
@@ -296,11 +309,48 @@ class GroupCommit:
                 f"the intake queue holds ~{depth:,} cables, above its high-water mark of "
                 f"{self._high_water_mark:,}; retry later",
             )
-        for envelopes in pack([waiting.envelopes for waiting in group], self._batch_size):
-            self._queue.publish(envelopes)
-            self.stats.messages += 1
-            self.stats.envelopes += len(envelopes)
-            self.stats.sizes.append(len(envelopes))
-            if self._on_message is not None:
-                self._on_message([len(envelopes)])
+        messages = pack([waiting.envelopes for waiting in group], self._batch_size)
+        recorded = [envelope for envelopes in messages for envelope in envelopes]
+        self._record(recorded)
+        published = 0
+        try:
+            for envelopes in messages:
+                self._queue.publish(envelopes)
+                published += len(envelopes)
+                self.stats.messages += 1
+                self.stats.envelopes += len(envelopes)
+                self.stats.sizes.append(len(envelopes))
+                if self._on_message is not None:
+                    self._on_message([len(envelopes)])
+        except BaseException:
+            self._forget([str(envelope["id"]) for envelope in recorded[published:]])
+            raise
         self.stats.groups += 1
+
+    def _record(self, envelopes: list[Envelope]) -> None:
+        """The group's acceptance, in one statement, before anything is published: a 202
+        promises a receipt, so a group whose record fails is refused like a missing broker."""
+        if self._ledger is None:
+            return
+        try:
+            self._ledger.accept(envelopes)
+        except Exception as error:
+            log.warning(
+                "intake_record_failed",
+                error_class=type(error).__name__,
+                error=str(error)[:300],
+                envelopes=len(envelopes),
+            )
+            raise unavailable(
+                "receipts_unavailable", "the database does not answer; retry later"
+            ) from error
+
+    def _forget(self, message_ids: list[str]) -> None:
+        """Best effort: the refused part of a group is no longer accepted (the feed was never
+        told these ids; a row left behind only ever answers "queued" to whoever guesses one)."""
+        if self._ledger is None or not message_ids:
+            return
+        try:
+            self._ledger.forget_accepted(message_ids)
+        except Exception as error:
+            log.warning("intake_forget_failed", error_class=type(error).__name__)

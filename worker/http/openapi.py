@@ -148,12 +148,86 @@ def _paths() -> dict[str, Any]:
         "/v1/messages/{message_id}": {
             "get": {
                 "operationId": "getMessage",
-                "summary": "The receipt of an envelope of the token's feed.",
+                "summary": "The receipt of an envelope of the token's feed; 404 for an id "
+                "never accepted.",
                 "security": BEARER,
                 "parameters": [_path("message_id", "The message id a 202 entry gave.")],
                 "responses": {
                     "200": _json(_ref("Message"), "What became of it."),
                     **_problems(401, 403, 404),
+                },
+            },
+        },
+        "/v1/dead-letters": {
+            "get": {
+                "operationId": "listDeadLetters",
+                "summary": "Dead letters, most recently failed first (scope operate).",
+                "security": BEARER,
+                "parameters": [
+                    _query("stage", "intake, parse, validate or sink:NAME."),
+                    _query("sink", "Failures of this sink only."),
+                    _query("reason", "The reason contains this (any case); never a withheld one."),
+                    _query("since", "Last seen at or after.", type="string", format="date-time"),
+                    _query("until", "Last seen before.", type="string", format="date-time"),
+                    _query("message_id", "The dead letters of one envelope."),
+                    *_LISTING_PARAMS,
+                ],
+                "responses": {
+                    "200": _json(_ref("DeadLetterPage"), "A page, payloads left out."),
+                    **_problems(401, 403, 422),
+                },
+            },
+        },
+        "/v1/dead-letters/replay": {
+            "post": {
+                "operationId": "replayDeadLetters",
+                "summary": "Replay the dead letters a selection names (scope operate).",
+                "security": BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("ReplaySelection")}},
+                },
+                "responses": {
+                    "200": _json(_ref("Replayed"), "Sent back where they failed."),
+                    **_problems(400, 401, 403, 422, 503),
+                },
+            },
+        },
+        "/v1/dead-letters/{dead_letter_id}": {
+            "get": {
+                "operationId": "getDeadLetter",
+                "summary": "One dead letter, payload included unless withheld (scope operate).",
+                "security": BEARER,
+                "parameters": [_path("dead_letter_id", "The id a listing gave.")],
+                "responses": {
+                    "200": _json(_ref("DeadLetter"), "The dead letter."),
+                    **_problems(401, 403, 404),
+                },
+            },
+        },
+        "/v1/dead-letters/{dead_letter_id}/replay": {
+            "post": {
+                "operationId": "replayDeadLetter",
+                "summary": "Send one dead letter back where it failed (scope operate).",
+                "security": BEARER,
+                "parameters": [
+                    _path("dead_letter_id", "The id a listing gave."),
+                    _query("again", "Even if replayed since it failed.", type="boolean"),
+                ],
+                "responses": {
+                    "200": _json(_ref("Replayed"), "What was sent."),
+                    **_problems(401, 403, 404, 422, 503),
+                },
+            },
+        },
+        "/v1/status": {
+            "get": {
+                "operationId": "status",
+                "summary": "Queues, workers, throughput, dead letters (scope operate).",
+                "security": BEARER,
+                "responses": {
+                    "200": _json(_ref("Status"), "cable-ingest status --json's document."),
+                    **_problems(401, 403, 503),
                 },
             },
         },

@@ -7,7 +7,9 @@ listings, searches and cited-by, whose cursors never point at it.
 
 A message's receipt is the feed's own business: any token of the feed that sent it (or one
 with the ``operate`` scope) reads it, with the reference id its text was stored under, since
-the feed holds that text anyway; another feed's message is a 404.
+the feed holds that text anyway; another feed's message is a 404. An envelope is "queued"
+once accepted (the intake records it before publishing, :meth:`ReceiptStore.accept`) until
+it is stored or dead-lettered; an id that was never accepted is a 404.
 """
 
 from __future__ import annotations
@@ -70,8 +72,10 @@ async def get_message(request: Request) -> Response:
     token = await ctx.auth.authenticate(request)  # any scope: a feed reads its own receipts
     message_id = request.path_params["message_id"]
     trail = await run_in_threadpool(ctx.catalog.message, message_id)
-    arrival, letters = trail["arrival"], trail["dead_letters"]
+    taken_in, arrival, letters = trail["accepted"], trail["arrival"], trail["dead_letters"]
     document: dict[str, Any] = {"message_id": message_id}
+    if taken_in is not None:
+        document["accepted_at"] = utc_iso(taken_in.accepted_at)
     if arrival is not None:
         if not _own(arrival.source, token):
             raise not_found(f"message {message_id}")
@@ -107,8 +111,10 @@ async def get_message(request: Request) -> Response:
                 for d in letters
             ],
         }
-    else:
+    elif taken_in is not None and _own(taken_in.source, token):
         document["status"] = "queued"
+    else:  # never accepted (or another feed's): nothing to tell
+        raise not_found(f"message {message_id}")
     return json_response(document)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.engine import URL
 
 from worker.storage.engine import Database, redact_url, utc_iso
-from worker.storage.schema import arrivals, cables, dead_letters, receipts
+from worker.storage.schema import accepted, arrivals, cables, dead_letters, receipts
 
 _WORD_CHARS = str.maketrans(dict.fromkeys("\"'*:^(){}[]-+.,;!?/\\", " "))
 _search_vector = literal_column("cables.search_vector", TSVECTOR)
@@ -147,9 +147,14 @@ class Catalog:
             return list(conn.execute(query))
 
     def message(self, message_id: str) -> dict[str, Any]:
-        """What is known of envelope ``message_id``: its arrival (stored), the sinks' receipts
-        and its dead letters."""
+        """What is known of envelope ``message_id``: its acceptance onto the intake queue, its
+        arrival (stored), the sinks' receipts and its dead letters."""
         with self._db.errors("reading a message's trail"), self._db.engine.connect() as conn:
+            taken_in = conn.execute(
+                select(accepted.c.source, accepted.c.accepted_at).where(
+                    accepted.c.message_id == message_id
+                )
+            ).one_or_none()
             arrival = conn.execute(
                 select(arrivals).where(arrivals.c.message_id == message_id)
             ).one_or_none()
@@ -174,7 +179,12 @@ class Catalog:
                 .where(dead_letters.c.message_id == message_id)
                 .order_by(dead_letters.c.stage)
             ).all()
-        return {"arrival": arrival, "receipts": taken, "dead_letters": letters}
+        return {
+            "accepted": taken_in,
+            "arrival": arrival,
+            "receipts": taken,
+            "dead_letters": letters,
+        }
 
     def close(self) -> None:
         """Close this process's pooled connections."""

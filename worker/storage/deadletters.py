@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, func, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Row
 
@@ -251,11 +251,23 @@ class DeadLetterStore:
         reason_contains: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
+        message_id: str | None = None,
+        after: tuple[datetime | str, str] | None = None,
         limit: int = 100,
     ) -> builtins.list[dict[str, Any]]:
         """Dead letters last seen in [since, until), most recent first, filtered by stage,
-        sink name (stage ``sink:<name>``) and a case-insensitive substring of the reason."""
+        sink name (stage ``sink:<name>``), a case-insensitive substring of the reason and the
+        message id; ``after`` = (last seen, id) of a letter resumes after it (keyset)."""
         query = select(*_DOCUMENT_COLUMNS)
+        if message_id is not None:
+            query = query.where(_TABLE.c.message_id == message_id)
+        if after is not None and (seen := parse_utc(after[0])) is not None:
+            query = query.where(
+                or_(
+                    _TABLE.c.last_seen < seen,
+                    and_(_TABLE.c.last_seen == seen, _TABLE.c.id > after[1]),
+                )
+            )
         if stage is not None:
             query = query.where(_TABLE.c.stage == stage)
         if sink is not None:

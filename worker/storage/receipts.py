@@ -1,5 +1,6 @@
 """Receipts and the redelivery counter: what each sink did with each envelope, and how often a
-message came back after its worker was lost.
+message came back after its worker was lost; and the first link of the chain, the envelopes
+accepted onto the intake queue.
 
 A receipt is keyed by (message id, sink), so writing it again changes nothing; the storage sink
 writes its receipts in the same transaction as the cables, notification sinks use them as their
@@ -9,7 +10,7 @@ has an outcome.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
 from worker.storage.engine import Database, redact_url
-from worker.storage.schema import receipts, redeliveries
+from worker.storage.schema import accepted, receipts, redeliveries
 
 _CHUNK = 500
 
@@ -85,6 +86,36 @@ class ReceiptStore:
         """Write receipts in one transaction (idempotent)."""
         with self._db.errors("writing receipts"), self._db.writer.begin() as conn:
             insert_receipts(conn, self._db.backend, items)
+
+    def accept(self, envelopes: Sequence[Mapping[str, Any]]) -> None:
+        """Record envelopes as accepted onto the intake queue, before they are published: one
+        INSERT executed for the whole group in one transaction (SQLAlchemy sends it to
+        PostgreSQL as multi-row VALUES; SQLite steps one prepared statement, ~3x cheaper here
+        than a 100-row VALUES list it would compile each time). An id recorded before (a
+        replay, a retried flush) is kept as first accepted."""
+        if not envelopes:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "message_id": str(envelope["id"]),
+                "source": source if isinstance(source := envelope.get("source"), str) else None,
+                "sha256": str(envelope["sha256"]),
+                "accepted_at": now,
+            }
+            for envelope in envelopes
+        ]
+        dialect = postgresql if self._db.backend == "postgresql" else sqlite
+        action = f"recording {len(rows)} accepted envelopes"
+        with self._db.errors(action), self._db.writer.begin() as conn:
+            conn.execute(dialect.insert(accepted).on_conflict_do_nothing(), rows)
+
+    def forget_accepted(self, message_ids: Iterable[str]) -> None:
+        """Drop the acceptance of envelopes that were recorded but could not be published."""
+        wanted = sorted(set(message_ids))
+        with self._db.errors("forgetting accepted envelopes"), self._db.writer.begin() as conn:
+            for chunk in _chunks(wanted):
+                conn.execute(accepted.delete().where(accepted.c.message_id.in_(chunk)))
 
     def received(self, message_ids: Iterable[str], sink: str) -> set[str]:
         """Which of ``message_ids`` hold a receipt from ``sink``."""

@@ -128,6 +128,18 @@ arrivals = Table(
 )
 """Provenance: one row per stored envelope (feed, producer metadata, times, original, outcome)."""
 
+accepted = Table(
+    "accepted",
+    metadata,
+    Column("message_id", String, primary_key=True),
+    Column("source", String, nullable=True),
+    Column("sha256", String(64), nullable=False),
+    Column("accepted_at", UTCDateTime, nullable=False),
+    Index(None, "accepted_at"),
+)
+"""One row per envelope a producer put on the intake queue, written before it is published:
+what lets a receipt tell "queued" (accepted, no outcome yet) from "never accepted"."""
+
 dead_letters = Table(
     "dead_letters",
     metadata,
