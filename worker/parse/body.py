@@ -77,8 +77,8 @@ def _without_trailer(text: str) -> str:
 
 def _is_heading(block: str) -> bool:
     return (
-        block.count("\n") <= 1
-        and len(block) <= 90
+        len(block) <= 90  # before the count of line breaks: that scans the whole block
+        and block.count("\n") <= 1
         and not block.endswith((".", ",", ";", ":", ")"))
         and not block.startswith(("-", "*", "o ", "("))
         and not block[0].islower()  # a wrapped sentence cut by a page break

@@ -34,6 +34,10 @@ _PRECEDENCE_WORDS: tuple[Precedence, ...] = (
     "PRIORITY",
     "ROUTINE",
 )
+# An addressee's precedence as it ends the line: `` PRIORITY``.
+_PRECEDENCE_ENDINGS: tuple[tuple[str, Precedence], ...] = tuple(
+    (" " + word, word) for word in _PRECEDENCE_WORDS
+)
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -124,9 +128,9 @@ def parse_recipient(text: str) -> Recipient:
     last = text.rpartition(" ")
     if last[0] and _SERIAL.fullmatch(last[2]):
         serial, text = last[2], last[0]
-    for word in _PRECEDENCE_WORDS:
-        if text.endswith(" " + word) and len(text) > len(word) + 1:
-            precedence, text = word, text[: -len(word) - 1]
+    for ending, word in _PRECEDENCE_ENDINGS:
+        if text.endswith(ending) and len(text) > len(ending):
+            precedence, text = word, text[: -len(ending)]
             break
     return {"routing_code": code, "name": text, "precedence": precedence, "serial": serial}
 
