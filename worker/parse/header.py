@@ -38,6 +38,7 @@ _PRECEDENCE_WORDS: tuple[Precedence, ...] = (
 _PRECEDENCE_ENDINGS: tuple[tuple[str, Precedence], ...] = tuple(
     (" " + word, word) for word in _PRECEDENCE_WORDS
 )
+_ANY_PRECEDENCE_ENDING = tuple(ending for ending, _ in _PRECEDENCE_ENDINGS)
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -128,10 +129,11 @@ def parse_recipient(text: str) -> Recipient:
     last = text.rpartition(" ")
     if last[0] and _SERIAL.fullmatch(last[2]):
         serial, text = last[2], last[0]
-    for ending, word in _PRECEDENCE_ENDINGS:
-        if text.endswith(ending) and len(text) > len(ending):
-            precedence, text = word, text[: -len(ending)]
-            break
+    if text.endswith(_ANY_PRECEDENCE_ENDING):  # most addressees have none: one test for all
+        for ending, word in _PRECEDENCE_ENDINGS:
+            if text.endswith(ending) and len(text) > len(ending):
+                precedence, text = word, text[: -len(ending)]
+                break
     return {"routing_code": code, "name": text, "precedence": precedence, "serial": serial}
 
 
