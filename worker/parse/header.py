@@ -144,6 +144,8 @@ def is_routing_line(line: str) -> bool:
 
 def _routing_line(line: str, routing: Routing) -> bool:
     """Take a transmission id, DE or security line into ``routing``; False for other lines."""
+    if line[:1] not in "VDZ":  # VZCZC…, DE …, ZNY …: most header lines fail here at once
+        return False
     if (m := _TRANSMISSION.match(line)) and routing["transmission_id"] is None:
         routing["transmission_id"] = m[1]
     elif (m := _DE.match(line)) and routing["station"] is None:
