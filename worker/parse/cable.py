@@ -393,7 +393,9 @@ def _foreign_station(cls: ClassLine, header: Header) -> bool:
     return not (fm.endswith(station) or _NON_LETTERS.sub("", _fm_station(header.fm)) == station)
 
 
-_YEAR = re.compile(r"\b(19[6-9]\d|20[0-2]\d)\b")
+# ``\b(19[6-9]\d|20[0-2]\d)\b``, with the word boundary before the year checked after its first
+# digit: a pattern that opens with a literal lets the engine skip ahead (~3x faster).
+_YEAR = re.compile(r"(1(?<!\w1)9[6-9]\d|2(?<!\w2)0[0-2]\d)\b")
 
 
 def _infer_year(declass_date: str | None, lines: list[str]) -> int | None:

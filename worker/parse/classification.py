@@ -136,6 +136,7 @@ def match_class_line(line: str) -> ClassLine | None:
 
 _CAVEAT_PREFIXES = frozenset(c[:3] for c in (*CAVEATS, "FOUO", "SBU", "NO FORN"))
 _CAVEAT_LEAD = re.compile(r"^(NOFORN|SIPDIS|EXDIS|NODIS|LIMDIS|SENSITIVE)\s?[,;:-]\s", re.I)
+_NOFORN = re.compile(r"\bNO ?FOR[NM]\b", re.I)
 
 
 def caveats_in(line: str) -> list[str] | None:
@@ -148,7 +149,7 @@ def caveats_in(line: str) -> list[str] | None:
     if not text or not _CAVEAT_LINE.match(text):
         return None
     found = [c.upper() for c in _CAVEAT_WORD.findall(text)]
-    if re.search(r"\bNO ?FOR[NM]\b", text, re.I) and "NOFORN" not in found:
+    if _NOFORN.search(text) and "NOFORN" not in found:
         found.append("NOFORN")
     return found
 

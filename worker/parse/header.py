@@ -34,6 +34,11 @@ _PRECEDENCE_WORDS: tuple[Precedence, ...] = (
     "PRIORITY",
     "ROUTINE",
 )
+# An addressee's precedence as it ends the line: `` PRIORITY``.
+_PRECEDENCE_ENDINGS: tuple[tuple[str, Precedence], ...] = tuple(
+    (" " + word, word) for word in _PRECEDENCE_WORDS
+)
+_ANY_PRECEDENCE_ENDING = tuple(ending for ending, _ in _PRECEDENCE_ENDINGS)
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -124,10 +129,11 @@ def parse_recipient(text: str) -> Recipient:
     last = text.rpartition(" ")
     if last[0] and _SERIAL.fullmatch(last[2]):
         serial, text = last[2], last[0]
-    for word in _PRECEDENCE_WORDS:
-        if text.endswith(" " + word) and len(text) > len(word) + 1:
-            precedence, text = word, text[: -len(word) - 1]
-            break
+    if text.endswith(_ANY_PRECEDENCE_ENDING):  # most addressees have none: one test for all
+        for ending, word in _PRECEDENCE_ENDINGS:
+            if text.endswith(ending) and len(text) > len(ending):
+                precedence, text = word, text[: -len(ending)]
+                break
     return {"routing_code": code, "name": text, "precedence": precedence, "serial": serial}
 
 
@@ -138,6 +144,8 @@ def is_routing_line(line: str) -> bool:
 
 def _routing_line(line: str, routing: Routing) -> bool:
     """Take a transmission id, DE or security line into ``routing``; False for other lines."""
+    if line[:1] not in "VDZ":  # VZCZC…, DE …, ZNY …: most header lines fail here at once
+        return False
     if (m := _TRANSMISSION.match(line)) and routing["transmission_id"] is None:
         routing["transmission_id"] = m[1]
     elif (m := _DE.match(line)) and routing["station"] is None:

@@ -131,9 +131,13 @@ _STATION_SPECIAL = {
 }
 
 
+_PLACE_WORD = re.compile(r"[A-Za-z']+")
+_PLACE_NAME = re.compile(r"[A-Z][A-Z '-]*")
+
+
 def _place(words: str) -> str:
     words = " ".join(_RENAMED.get(w, w) for w in words.split())
-    return re.sub(r"[A-Za-z']+", lambda m: m[0].capitalize(), words.title())
+    return _PLACE_WORD.sub(lambda m: m[0].capitalize(), words.title())
 
 
 def origin_from_fm(fm: str) -> str | None:
@@ -155,7 +159,7 @@ def origin_from_station(station: str) -> str | None:
     if key in _STATION_SPECIAL:
         return _STATION_SPECIAL[key]
     words = " ".join(station.upper().split())
-    if not re.fullmatch(r"[A-Z][A-Z '-]*", words):
+    if not _PLACE_NAME.fullmatch(words):
         return None
     kind = "Consulate " if words.replace(" ", "_") in CONSULATES else "Embassy "
     return kind + _place(words)

@@ -183,7 +183,7 @@ def take_signature(text: str) -> tuple[str, str | None]:
     lines are split off: the body above them is not split line by line."""
     parts = text.rsplit("\n", _SCAN + 1)
     head, lines = (parts[0], parts[1:]) if len(parts) > _SCAN + 1 else ("", parts)
-    found = find_signature(lines, has_text_above=bool(head.strip()))
+    found = find_signature(lines, has_text_above=bool(head) and not head.isspace())
     if found is None:
         return text, None
     index, rest, name = found
