@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from worker import __version__
-from worker.errors import CableIngestError
+from worker.errors import CableIngestError, UnavailableError
 
-from . import exchange, generate, parse, serve, store, tokens
+from . import exchange, exits, generate, parse, serve, store, tokens
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         code: int = args.func(args)
+    except UnavailableError as error:  # the broker or the database, after the wait
+        print(f"cable-ingest: {error}", file=sys.stderr)
+        return exits.UNAVAILABLE
     except CableIngestError as error:
         print(f"cable-ingest: {error}", file=sys.stderr)
         return 1

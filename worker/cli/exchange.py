@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from worker.cli.dependencies import wait_for_database, wait_for_schema
 from worker.errors import ExchangeError
 from worker.settings import Settings
 from worker.storage.engine import redact_url
@@ -138,6 +139,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write every stored revision (with --originals, --provenance) as JSON Lines."""
     settings = Settings.from_env()
     codec = compression(args.compress, args.output)
+    wait_for_schema(settings)  # read-only: what it finds there is export_database's to judge
     with writer(args.output, codec) as write:
         counts = export_database(
             settings.database_url, write, originals=args.originals, provenance=args.provenance
@@ -155,6 +157,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Restore an export into an empty database, all or nothing."""
     settings = Settings.from_env()
     with reader(args.file) as lines:
+        wait_for_database(settings)
         counts = import_database(settings.database_url, lines)
     print(
         f"imported {_summary(counts)} into {redact_url(settings.database_url)}",

@@ -16,6 +16,7 @@ import orjson
 from packaging.version import InvalidVersion, Version
 from tqdm import tqdm
 
+from worker.cli.dependencies import wait_for_broker, wait_for_database
 from worker.cli.queue import _settings
 from worker.cli.reparse_job import reparse_job
 from worker.cli.store import iso_time
@@ -83,6 +84,8 @@ def cmd_reparse(args: argparse.Namespace) -> int:
         f"broker {redact_url(settings.broker_url)}, database {redact_url(settings.database_url)}"
     )
     print(where, file=sys.stderr if args.json else sys.stdout)
+    wait_for_database(settings)
+    wait_for_broker(settings)
     bar = _Bar(sys.stderr.isatty())
     try:
         summary = reparse_job(

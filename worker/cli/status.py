@@ -1,4 +1,9 @@
-"""``status``: one screen for the operator (queues, workers, throughput, dead letters)."""
+"""``status``: one screen for the operator (queues, workers, throughput, dead letters).
+
+A broker or a database that does not answer is waited for, one line per attempt, for at most
+``CABLE_INGEST_CONNECT_WAIT_S`` (:mod:`worker.cli.dependencies`), then exit 69; each screen of
+``--watch`` waits the same way.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import time
 
 import orjson
 
+from worker.cli.dependencies import patiently
 from worker.logs import configure_logging
 from worker.ops.status import Status, collect_status, render
 from worker.queue.app import CableIngestApp, create_app
@@ -36,12 +42,16 @@ def _screen(status: Status, as_json: bool, tty: bool) -> str:
     return "\n".join(render(status, width)) + "\n"
 
 
+def _collect(settings: Settings, app: CableIngestApp) -> Status:
+    return patiently(settings, lambda: collect_status(settings, app))
+
+
 def _watch(settings: Settings, app: CableIngestApp, args: argparse.Namespace, tty: bool) -> int:
     """Screen after screen: in place on a terminal, else a blank line apart; 0 on Ctrl-C."""
     first = True
     try:
         while True:
-            screen = _screen(collect_status(settings, app), args.json, tty)
+            screen = _screen(_collect(settings, app), args.json, tty)
             if tty and not args.json:
                 screen = CLEAR + screen
             elif not first and not args.json:
@@ -63,7 +73,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         if args.watch is not None:
             return _watch(settings, app, args, tty)
-        sys.stdout.write(_screen(collect_status(settings, app), args.json, tty))
+        sys.stdout.write(_screen(_collect(settings, app), args.json, tty))
         sys.stdout.flush()
     except BrokenPipeError:  # `| head`: the reader has seen enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

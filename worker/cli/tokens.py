@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from worker.cli.dependencies import NoTablesError, wait_for_database, wait_for_tables
 from worker.cli.store import write_json
 from worker.model import CLASSIFICATIONS
 from worker.settings import Settings
@@ -16,9 +17,15 @@ from worker.storage import upgrade
 from worker.storage.tokens import SCOPES, TokenInfo, TokenStore, check_name
 
 
-def _store() -> TokenStore:
+def _store(*, write: bool = True) -> TokenStore:
+    """The token store: migrated first to write; to read, on tables as they are (nothing
+    created; NoTablesError when there are none)."""
     settings = Settings.from_env()
-    upgrade(settings.database_url)
+    if write:
+        wait_for_database(settings)
+        upgrade(settings.database_url)
+    else:
+        wait_for_tables(settings)
     return TokenStore(settings.database_url)
 
 
@@ -56,12 +63,17 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """List tokens (never their secrets)."""
-    store = _store()
+    """List tokens (never their secrets); reading creates and migrates nothing."""
     try:
-        found = store.list(name=args.name)
-    finally:
-        store.close()
+        store = _store(write=False)
+    except NoTablesError as empty:
+        print(f"no tokens: {empty}", file=sys.stderr)
+        found = []
+    else:
+        try:
+            found = store.list(name=args.name)
+        finally:
+            store.close()
     if args.json:
         write_json([info.as_dict() for info in found])
     else:
