@@ -96,8 +96,10 @@ def test_a_broker_that_does_not_answer_is_retried_then_exit_69(
         ("dlq", "show", "dl-1"),
         ("migrate",),
         ("export",),
+        ("worker", "-c", "1"),
+        ("run", str(SAMPLE)),
     ],
-    ids=["show", "search", "dlq-list", "dlq-show", "migrate", "export"],
+    ids=["show", "search", "dlq-list", "dlq-show", "migrate", "export", "worker", "run"],
 )
 def test_a_database_that_does_not_answer_is_retried_then_exit_69(
     tmp_path: Path, args: tuple[str, ...]

@@ -4,8 +4,9 @@ Exit codes follow :mod:`worker.cli.store`: 0 when done (an empty list, or nothin
 replay, included); 1 when a dead-letter id named on the command line does not exist, when the
 database fails, or when a purge is not confirmed; 2 for bad arguments and for refusals
 (``replay`` with nothing selected, ``purge`` without ``--yes`` off a terminal); 69 when the
-broker or the database did not answer within ``CABLE_INGEST_CONNECT_WAIT_S``. ``list`` and
-``show`` only read (nothing is migrated or created); ``replay`` and ``purge`` migrate first.
+broker or the database did not answer within ``CABLE_INGEST_CONNECT_WAIT_S``. ``list``,
+``show`` and ``replay --dry-run`` only read (nothing is migrated or created); ``replay`` and
+``purge`` migrate first.
 
 ``replay`` skips a dead letter replayed after its last failure (``replayed_at >= last_seen``)
 unless ``--again`` is given, and records ``replayed_at`` as the moment just before the first
@@ -153,7 +154,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not args.ids and not args.all and not _filtered(args):
         complain(args, "nothing selected: give dead-letter ids, --all, or a filter (--stage, ...)")
         return 2
-    with opened(DeadLetterStore, write=True) as (settings, store):
+    with opened(DeadLetterStore, write=not args.dry_run) as (settings, store):
         missing: list[str] = []
         if args.ids:
             found = {i: store.get(i) for i in dict.fromkeys(args.ids)}

@@ -24,7 +24,7 @@ import orjson
 import redis
 from celery import Celery
 from kombu import Connection
-from kombu.exceptions import KombuError
+from kombu.exceptions import KombuError, OperationalError
 
 from worker import processes
 from worker.errors import UnavailableError
@@ -159,6 +159,8 @@ def unavailable(url: str, error: BaseException) -> BrokerUnavailableError:
 
 
 _FAILURES = (KombuError, redis.RedisError, OSError)
+# what a publish meets when the broker is away (not a message kombu cannot encode, say)
+_AWAY = (OperationalError, redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 @contextmanager
@@ -211,7 +213,7 @@ class Publisher:
     def _using(self) -> Iterator[Connection]:
         try:
             yield self._connected()
-        except _FAILURES as error:
+        except _AWAY as error:
             self.close()
             raise unavailable(str(self._celery.conf.broker_url), error) from error
 
