@@ -274,3 +274,17 @@ def _revision(url: str) -> str:
             return str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
     finally:
         engine.dispose()
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+    """A reader opening a SQLite path that holds something else: one line, exit 1, no
+    traceback, and the file left as it was."""
+    junk = tmp_path / "cables.db"
+    junk.write_bytes(b"not a database, not even close\n" * 100)
+    done = _cli(tmp_path / "var", "show", "06ALMATY598", database_url=f"sqlite:///{junk}")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"cable-ingest: reading the tables in sqlite:///{junk} failed:"
+        " DatabaseError: file is not a database"
+    ]
+    assert junk.read_bytes() == b"not a database, not even close\n" * 100

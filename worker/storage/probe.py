@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from worker.errors import UnavailableError
-from worker.storage.engine import redact_url
+from worker.storage.engine import Database, redact_url
 from worker.storage.migrations import known_revision, latest_revision
 from worker.storage.schema import dead_letters, receipts
 from worker.waiting import cause
@@ -149,17 +149,18 @@ def _creatable(url: str, file: Path) -> None:
 
 @contextmanager
 def _connected(url: str) -> Iterator[Connection]:
-    """One connection that gives up after CONNECT_TIMEOUT_S; UnavailableError when it fails."""
+    """One connection that gives up after CONNECT_TIMEOUT_S; UnavailableError when it cannot
+    be made or is lost, a sink error (one line) for anything else the database says (a
+    SQLite file that is not a database)."""
+    where = redact_url(url)
     engine = create_engine(make_url(url), poolclass=NullPool, connect_args=_timeout(url))
     try:
         try:
             conn = engine.connect()
         except exc.DBAPIError as error:
-            where = redact_url(url)
-            raise UnavailableError(
-                "database", where, f"database {where} does not answer ({cause(error)})"
-            ) from error
-        with conn:
+            message = f"database {where} does not answer ({cause(error)})"
+            raise UnavailableError("database", where, message) from error
+        with Database(url).errors("reading the tables"), conn:
             yield conn
     finally:
         engine.dispose()
