@@ -114,6 +114,8 @@ class Settings:
     metrics_dir: Path | None = None  # the workers' counters; None: var_dir/metrics
     # while work waits, a worker that acknowledged nothing for this long is not ready
     ready_window_s: int = 120
+    # the broker or the database not answering: commands retry this long, then exit 69
+    connect_wait_s: int = 60
     log_format: str = "auto"
     log_level: str = "INFO"
     # cable-ingest serve (worker/http)
@@ -162,6 +164,7 @@ class Settings:
             config_file=env.get("CONFIG", Path, default.config_file),
             metrics_dir=env.get("METRICS_DIR", Path, None),
             ready_window_s=env.get("READY_WINDOW_S", _positive, default.ready_window_s),
+            connect_wait_s=env.get("CONNECT_WAIT_S", _non_negative, default.connect_wait_s),
             log_format=env.get("LOG_FORMAT", _choice(LOG_FORMATS, str.lower), default.log_format),
             log_level=env.get("LOG_LEVEL", _choice(LOG_LEVELS, str.upper), default.log_level),
             http_host=env.get("HTTP_HOST", str, default.http_host),
@@ -207,6 +210,7 @@ class Settings:
             "CONFIG": self.config_file,
             "METRICS_DIR": self.metrics_dir,
             "READY_WINDOW_S": self.ready_window_s,
+            "CONNECT_WAIT_S": self.connect_wait_s,
             "LOG_FORMAT": self.log_format,
             "LOG_LEVEL": self.log_level,
         }

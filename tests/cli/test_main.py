@@ -75,3 +75,30 @@ def test_missing_file_is_reported() -> None:
     assert result.returncode == 1
     assert b"no-such-file.txt" in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def test_unreadable_inputs_are_one_line_naming_path_and_problem(tmp_path: Path) -> None:
+    """``parse`` and ``validate`` of a path that is not there: the path and the operating
+    system's reason, not a FileNotFoundError repr; the other inputs are still done."""
+    missing = tmp_path / "nonexistent"
+    parsed = run("parse", str(missing), str(SAMPLE))
+    assert parsed.returncode == 1
+    assert parsed.stderr.decode().splitlines() == [
+        f"{missing}: cannot read: No such file or directory"
+    ]
+    assert len(parsed.stdout.splitlines()) == 1
+    validated = run("validate", str(missing))
+    assert validated.returncode == 1
+    assert validated.stderr.decode().splitlines() == [
+        f"{missing}: cannot read: No such file or directory"
+    ]
+
+
+def test_an_unreadable_configuration_is_one_line(tmp_path: Path) -> None:
+    """``--config`` naming nothing: the path and the reason, without Python's error repr."""
+    missing = tmp_path / "sinks.toml"
+    result = run("worker", "--config", str(missing))
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        f"cable-ingest: cannot read the configuration {missing}: No such file or directory"
+    ]

@@ -442,15 +442,17 @@ def test_bad_arguments_exit_2(
 def test_a_storage_error_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A database that cannot be opened is reported as one ``cable-ingest:`` line, exit 1."""
+    """A database that cannot be opened (not waited for: CONNECT_WAIT_S=0) is reported as one
+    ``cable-ingest:`` line, exit 69."""
     for name in list(os.environ):
         if name.startswith("CABLE_INGEST_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("CABLE_INGEST_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("CABLE_INGEST_CONNECT_WAIT_S", "0")
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("CABLE_INGEST_DATABASE_URL", f"sqlite:///{blocker / 'cables.db'}")
-    assert main(["dlq", "list"]) == 1
+    assert main(["dlq", "list"]) == 69
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("cable-ingest: ")

@@ -220,13 +220,14 @@ def test_cli_watch_without_tty_prints_screens_apart(tmp_path: Path) -> None:
 
 
 def test_unreachable_broker_is_one_line(tmp_path: Path) -> None:
-    """A Redis broker that refuses connections: BrokerUnavailableError, and exit 1 in one line."""
+    """A Redis broker that refuses connections: BrokerUnavailableError, and (not waited for:
+    CONNECT_WAIT_S=0) exit 69 in one line."""
     closed = "redis://127.0.0.1:1/0"
     with pytest.raises(BrokerUnavailableError, match=r"127\.0\.0\.1:1/0"):
         collect_status(Settings(broker_url=closed, var_dir=tmp_path / "var"))
-    done = _cli(tmp_path / "var", broker_url=closed)
-    assert done.returncode == 1
-    assert done.stderr.startswith("cable-ingest: broker redis://127.0.0.1:1/0: reading the queues")
+    done = _cli(tmp_path / "var", broker_url=closed, connect_wait_s="0")
+    assert done.returncode == 69
+    assert done.stderr.startswith("cable-ingest: broker redis://127.0.0.1:1/0 does not answer")
     assert len(done.stderr.strip().splitlines()) == 1
 
 

@@ -15,11 +15,12 @@ import sys
 from collections.abc import Sequence
 
 from worker import __version__
-from worker.errors import CableIngestError
+from worker.errors import CableIngestError, UnavailableError
 
 from . import (
     deadletters,
     exchange,
+    exits,
     generate,
     observe,
     parse,
@@ -71,12 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         code: int = args.func(args)
+    except UnavailableError as error:  # the broker or the database, after the wait
+        print(f"cable-ingest: {error}", file=sys.stderr)
+        return exits.UNAVAILABLE
     except CableIngestError as error:
         print(f"cable-ingest: {error}", file=sys.stderr)
-        return 1
+        return exits.ERROR
     except KeyboardInterrupt:
         print("cable-ingest: interrupted", file=sys.stderr)
-        return 130
+        return exits.INTERRUPTED
     return code
 
 

@@ -2,8 +2,11 @@
 
 Exit codes follow :mod:`worker.cli.store`: 0 when done (an empty list, or nothing left to
 replay, included); 1 when a dead-letter id named on the command line does not exist, when the
-broker or the database fails, or when a purge is not confirmed; 2 for bad arguments and for
-refusals (``replay`` with nothing selected, ``purge`` without ``--yes`` off a terminal).
+database fails, or when a purge is not confirmed; 2 for bad arguments and for refusals
+(``replay`` with nothing selected, ``purge`` without ``--yes`` off a terminal); 69 when the
+broker or the database did not answer within ``CABLE_INGEST_CONNECT_WAIT_S``. ``list``,
+``show`` and ``replay --dry-run`` only read (nothing is migrated or created); ``replay`` and
+``purge`` migrate first.
 
 ``replay`` skips a dead letter replayed after its last failure (``replayed_at >= last_seen``)
 unless ``--again`` is given, and records ``replayed_at`` as the moment just before the first
@@ -20,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from worker.cli.dependencies import NoTablesError, say
 from worker.cli.help import Subcommands, command
 from worker.cli.store import (
     complain,
@@ -32,6 +36,7 @@ from worker.cli.store import (
     terminal_width,
     write_json,
 )
+from worker.errors import UnavailableError
 from worker.settings import redact_url as redact_broker_url
 
 _EVERYTHING = 2**31 - 1  # the store's list() has no "no limit"
@@ -68,8 +73,12 @@ def _counts(args: argparse.Namespace) -> int:
     if _filtered(args):
         complain(args, "--counts counts every dead letter by stage; it takes no filters")
         return 2
-    with opened(DeadLetterStore) as (_settings, store):
-        counts = dict(sorted(store.counts_by_stage().items()))
+    try:
+        with opened(DeadLetterStore) as (_settings, store):
+            counts = dict(sorted(store.counts_by_stage().items()))
+    except NoTablesError as empty:
+        print(f"{_plural(0)}: {empty}", file=sys.stderr)
+        counts = {}
     if args.json:
         write_json(counts)
     else:
@@ -85,8 +94,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     if args.counts:
         return _counts(args)
-    with opened(DeadLetterStore) as (_settings, store):
-        letters = store.list(**_filters(args), limit=args.limit)
+    try:
+        with opened(DeadLetterStore) as (_settings, store):
+            letters = store.list(**_filters(args), limit=args.limit)
+    except NoTablesError as empty:
+        print(f"{_plural(0)}: {empty}", file=sys.stderr)
+        return 0
     if args.json:
         for letter in letters:
             sys.stdout.buffer.write(orjson.dumps(letter) + b"\n")
@@ -116,8 +129,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     """Print one dead letter, payload included, as JSON."""
     from worker.storage import DeadLetterStore, redact_url
 
-    with opened(DeadLetterStore) as (settings, store):
-        letter = store.get(args.id)
+    try:
+        with opened(DeadLetterStore) as (settings, store):
+            letter = store.get(args.id)
+    except NoTablesError as empty:
+        complain(args, f"no dead letter {args.id}: {empty}")
+        return 1
     if letter is None:
         complain(args, f"no dead letter {args.id} in {redact_url(settings.database_url)}")
         return 1
@@ -138,7 +155,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not args.ids and not args.all and not _filtered(args):
         complain(args, "nothing selected: give dead-letter ids, --all, or a filter (--stage, ...)")
         return 2
-    with opened(DeadLetterStore) as (settings, store):
+    with opened(DeadLetterStore, write=not args.dry_run) as (settings, store):
         missing: list[str] = []
         if args.ids:
             found = {i: store.get(i) for i in dict.fromkeys(args.ids)}
@@ -163,14 +180,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return 1 if missing else 0
         for sink in unconfigured_sinks(settings, sending):
             complain(args, f"warning: no sink {sink} in the configuration; no worker reads it")
+        untold = "some may have been sent, none was marked replayed"
         try:
-            replay(settings, store, sending, again=True)
+            replay(settings, store, sending, again=True, on_retry=say)
+        except UnavailableError as error:
+            raise UnavailableError(error.what, error.url, f"{error}; {untold}") from error
         except (OSError, KombuError) as error:
             where = redact_broker_url(settings.broker_url)
-            complain(
-                args, f"broker {where}: {error}; some may have been sent, none marked replayed"
-            )
-            return 1
+            raise UnavailableError("broker", where, f"broker {where}: {error}; {untold}") from error
     print(f"replayed {_plural(len(sending))}: {_by_stage(sending)}")
     return 1 if missing else 0
 
@@ -193,7 +210,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     if not args.yes and not sys.stdin.isatty():
         complain(args, "refusing to delete without --yes: stdin is not a terminal to confirm on")
         return 2
-    with opened(DeadLetterStore) as (settings, store):
+    with opened(DeadLetterStore, write=True) as (settings, store):
         if not args.yes:
             where = redact_url(settings.database_url)
             print(f"delete {_purge_selection(args)} in {where}? [y/N] ", end="", file=sys.stderr)

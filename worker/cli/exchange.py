@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import zstandard
 
+from worker.cli.dependencies import wait_for_database, wait_for_schema
 from worker.cli.help import Subcommands, command
 from worker.errors import ExchangeError
 from worker.settings import Settings
@@ -142,6 +143,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     codec = compression(args.compress, args.output)
+    wait_for_schema(settings)  # read-only: what it finds there is export_database's to judge
     with writer(args.output, codec) as write:
         counts = export_database(
             settings.database_url, write, originals=args.originals, provenance=args.provenance
@@ -162,6 +164,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     with reader(args.file) as lines:
+        wait_for_database(settings)
         counts = import_database(settings.database_url, lines)
     print(
         f"imported {_summary(counts)} into {redact_url(settings.database_url)}",

@@ -27,6 +27,12 @@ def _inputs(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:
             yield name, path
 
 
+def unreadable(error: OSError) -> str:
+    """Why a named input cannot be read, in the operating system's words, without the path
+    again ("cannot read: No such file or directory")."""
+    return f"cannot read: {error.strerror or error}"
+
+
 def _read(path: Path | None) -> str:
     data = sys.stdin.buffer.read() if path is None else path.read_bytes()
     try:
@@ -48,7 +54,11 @@ def cmd_parse(args: argparse.Namespace) -> int:
             record = parse_cable(_read(path), source_file=None if path is None else name)
             if not args.no_validate:
                 validate_record(record)
-        except (OSError, CableIngestError) as exc:
+        except OSError as exc:
+            failed += 1
+            print(f"{name}: {unreadable(exc)}", file=sys.stderr)
+            continue
+        except CableIngestError as exc:
             failed += 1
             print(f"{name}: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
@@ -70,7 +80,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 if text.lstrip().startswith("{") and "\n{" not in text
                 else [orjson.loads(line) for line in text.splitlines() if line.strip()]
             )
-        except (OSError, orjson.JSONDecodeError) as exc:
+        except OSError as exc:
+            failed += 1
+            print(f"{name}: {unreadable(exc)}", file=sys.stderr)
+            continue
+        except orjson.JSONDecodeError as exc:
             failed += 1
             print(f"{name}: not JSON: {exc}", file=sys.stderr)
             continue

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from worker.cli.dependencies import say, wait_for_broker, wait_for_database
 from worker.cli.help import Subcommands, command
 from worker.settings import Settings
 from worker.settings import redact_url as redact_broker_url  # the storage's reads one URL only
@@ -43,6 +44,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     from worker.intake.sources import count_hint
 
     settings = _settings()
+    wait_for_broker(settings)
     interactive = sys.stderr.isatty()
     total = count_hint(args.paths) if interactive else None
     with tqdm(total=total, unit="cable", disable=not interactive, file=sys.stderr) as bar:
@@ -50,7 +52,11 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         def waiting(depth: int) -> None:
             bar.set_postfix_str(f"waiting: intake queue holds ~{depth:,} cables")
 
-        with Producer(settings, on_wait=waiting) as producer:
+        def retrying(line: str) -> None:
+            bar.clear()
+            say(line)
+
+        with Producer(settings, on_wait=waiting, on_retry=retrying) as producer:
             summary = enqueue_paths(args.paths, producer, on_rejected=_report, on_input=bar.update)
     for line in summary.lines():
         print(line, file=sys.stderr)
@@ -68,7 +74,12 @@ def worker_argv(settings: Settings, queues: str, concurrency: int, loglevel: str
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run a Celery worker on the project's app (it migrates the database at start)."""
+    """Run a Celery worker on the project's app (it migrates the database at start).
+
+    The broker and the database are waited for at start, within CONNECT_WAIT_S, so that a
+    wrong URL or a dependency that is not up ends in one line and exit 69 for the supervisor to
+    see. Once consuming, a broker that goes away is Celery's to reconnect to, without end: a
+    running worker holds tasks in flight and must outlive a broker restart."""
     from worker.queue.app import create_app
     from worker.queue.names import consumed_queues
     from worker.routing.config import load_config
@@ -77,6 +88,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config)
     config = load_config(settings.config_file)  # a bad file stops here, with the key named
+    wait_for_broker(settings)
+    wait_for_database(settings)
     build_sinks(config, settings, ReceiptStore(settings.database_url))  # secrets, options
     app = create_app(settings, config)
     queues = args.queues or ",".join(consumed_queues(config))
@@ -96,6 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f" database {redact_url(settings.database_url)}"
     )
     print(where, file=sys.stderr if args.json else sys.stdout)
+    wait_for_broker(settings)
+    wait_for_database(settings)
     summary = run_job(
         args.paths,
         settings,
@@ -116,6 +131,7 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     from worker.storage import redact_url, upgrade
 
     settings = Settings.from_env()
+    wait_for_database(settings)
     upgrade(settings.database_url)
     print(f"{redact_url(settings.database_url)}: schema is current")
     return 0

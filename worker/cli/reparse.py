@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Never
 import orjson
 from packaging.version import InvalidVersion, Version
 
+from worker.cli.dependencies import wait_for_broker, wait_for_database
 from worker.cli.help import Subcommands, command
 from worker.cli.queue import _settings
 from worker.cli.store import iso_time
@@ -94,6 +95,8 @@ def cmd_reparse(args: argparse.Namespace) -> int:
         f"broker {redact_url(settings.broker_url)}, database {redact_url(settings.database_url)}"
     )
     print(where, file=sys.stderr if args.json else sys.stdout)
+    wait_for_database(settings)
+    wait_for_broker(settings)
     bar = _Bar(sys.stderr.isatty())
     try:
         summary = reparse_job(

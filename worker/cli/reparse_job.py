@@ -14,6 +14,7 @@ it (and says so), sending only the items not yet done; workers skip any item don
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 from collections.abc import Callable
@@ -22,11 +23,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from worker.cli.dependencies import patiently
 from worker.cli.run import start_workers, stop_workers, worker_env
 from worker.ops.inspect import workers_online
 from worker.queue.app import create_app, prepare_broker
-from worker.queue.brokers import broker_for
-from worker.queue.names import REPARSE_QUEUE, REPARSE_TASK, publish
+from worker.queue.brokers import Publisher, broker_for
+from worker.queue.names import REPARSE_QUEUE, REPARSE_TASK
 from worker.routing.config import load_config
 from worker.settings import Settings
 from worker.storage import upgrade
@@ -199,12 +201,19 @@ def _workers(
 
 
 def _enqueue(settings: Settings, ledger: ReparseStore, run_id: str) -> int:
-    """Send the run's pending reference ids, ``batch_size`` per message; how many."""
-    app = create_app(settings)
+    """Send the run's pending reference ids, ``batch_size`` per message; how many. A broker
+    that does not answer is waited for (UnavailableError after the wait: the run resumes)."""
+    publisher = Publisher(create_app(settings))
     sent = 0
-    for batch in ledger.pending(run_id, settings.batch_size):
-        publish(app, REPARSE_TASK, [run_id, batch], REPARSE_QUEUE)
-        sent += len(batch)
+    try:
+        for batch in ledger.pending(run_id, settings.batch_size):
+            send = functools.partial(
+                publisher.publish, REPARSE_TASK, [run_id, batch], REPARSE_QUEUE
+            )
+            patiently(settings, send)
+            sent += len(batch)
+    finally:
+        publisher.close()
     return sent
 
 

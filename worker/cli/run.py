@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
+from worker.cli.dependencies import say
 from worker.intake.enqueue import EnqueueSummary, enqueue_paths
 from worker.intake.producer import Producer
 from worker.queue.app import create_app, prepare_broker
@@ -154,7 +155,7 @@ def run_job(
     with log_path.open("ab") as log:
         process = start_workers(config, concurrency, log, worker_env(settings))
         try:
-            with Producer(settings, app=create_app(settings, config)) as producer:
+            with Producer(settings, app=create_app(settings, config), on_retry=say) as producer:
                 enqueued = enqueue_paths(
                     paths, producer, on_rejected=lambda error: echo(f"rejected: {error}")
                 )

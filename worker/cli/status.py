@@ -1,4 +1,9 @@
-"""``status``: one screen for the operator (queues, workers, throughput, dead letters)."""
+"""``status``: one screen for the operator (queues, workers, throughput, dead letters).
+
+A broker or a database that does not answer is waited for, one line per attempt, for at most
+``CABLE_INGEST_CONNECT_WAIT_S`` (:mod:`worker.cli.dependencies`), then exit 69; each screen of
+``--watch`` waits the same way.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from worker.cli.dependencies import patiently
 from worker.cli.help import Subcommands, command
 from worker.settings import Settings
 
@@ -41,14 +47,18 @@ def _screen(status: Status, as_json: bool, tty: bool) -> str:
     return "\n".join(render(status, width)) + "\n"
 
 
-def _watch(settings: Settings, app: CableIngestApp, args: argparse.Namespace, tty: bool) -> int:
-    """Screen after screen: in place on a terminal, else a blank line apart; 0 on Ctrl-C."""
+def _collect(settings: Settings, app: CableIngestApp) -> Status:
     from worker.ops.status import collect_status
 
+    return patiently(settings, lambda: collect_status(settings, app))
+
+
+def _watch(settings: Settings, app: CableIngestApp, args: argparse.Namespace, tty: bool) -> int:
+    """Screen after screen: in place on a terminal, else a blank line apart; 0 on Ctrl-C."""
     first = True
     try:
         while True:
-            screen = _screen(collect_status(settings, app), args.json, tty)
+            screen = _screen(_collect(settings, app), args.json, tty)
             if tty and not args.json:
                 screen = CLEAR + screen
             elif not first and not args.json:
@@ -64,7 +74,6 @@ def _watch(settings: Settings, app: CableIngestApp, args: argparse.Namespace, tt
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the status once, or every ``--watch`` seconds until Ctrl-C."""
     from worker.logs import configure_logging
-    from worker.ops.status import collect_status
     from worker.queue.app import create_app
 
     settings = Settings.from_env()
@@ -74,7 +83,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         if args.watch is not None:
             return _watch(settings, app, args, tty)
-        sys.stdout.write(_screen(collect_status(settings, app), args.json, tty))
+        sys.stdout.write(_screen(_collect(settings, app), args.json, tty))
         sys.stdout.flush()
     except BrokenPipeError:  # `| head`: the reader has seen enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

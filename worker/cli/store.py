@@ -1,12 +1,17 @@
 """``show`` and ``search``: read the cable store; also the helpers the ``dlq`` commands share.
 
-Every command migrates the database first (``upgrade`` is idempotent and takes milliseconds when
-the schema is current), so a fresh machine answers with empty results, not "no such table".
+Reading never migrates nor creates anything: a database without tables (a fresh machine, a
+SQLite file not there yet) is "nothing stored yet", and tables at another storage revision are
+one line saying so (``cable-ingest migrate``). The commands that write (``dlq replay``, ``dlq
+purge``) migrate first. A database that does not answer is waited for
+(:mod:`worker.cli.dependencies`).
 
-Exit codes: 0 when the question was answered, empty answers included (``search`` with no match
-says so on stderr and exits 0); 1 when a thing named on the command line does not exist (an
-unknown reference id) or storage fails (one line ``cable-ingest: <message>``); 2 for bad
-arguments (argparse: a usage line and one error line).
+Exit codes: 0 when the question was answered, empty answers included (``search`` with no match,
+or nothing stored yet, says so on stderr and exits 0); 1 when a thing named on the command line
+does not exist (an unknown reference id; every one when nothing is stored yet), the tables are
+at another revision, or storage fails (one line ``cable-ingest: <message>``); 2 for bad
+arguments (argparse: a usage line and one error line); 69 when the database did not answer
+within ``CABLE_INGEST_CONNECT_WAIT_S``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from worker.cli.dependencies import NoTablesError, wait_for_database, wait_for_tables
 from worker.cli.help import Subcommands, command
 from worker.settings import Settings
 
@@ -108,12 +114,18 @@ def complain(args: argparse.Namespace, message: str) -> None:
 
 
 @contextmanager
-def opened(kind: type[_Store]) -> Iterator[tuple[Settings, _Store]]:
-    """The settings and a store of ``kind`` on a migrated database, closed afterwards."""
+def opened(kind: type[_Store], *, write: bool = False) -> Iterator[tuple[Settings, _Store]]:
+    """The settings and a store of ``kind``, closed afterwards: for reading, on a database
+    whose tables are this version's (NoTablesError, SchemaMismatchError), nothing created; to
+    ``write``, on a database migrated now."""
     from worker.storage import upgrade
 
     settings = Settings.from_env()
-    upgrade(settings.database_url)
+    if write:
+        wait_for_database(settings)
+        upgrade(settings.database_url)
+    else:
+        wait_for_tables(settings)
     store = kind(settings.database_url)
     try:
         yield settings, store
@@ -127,6 +139,14 @@ def opened(kind: type[_Store]) -> Iterator[tuple[Settings, _Store]]:
 def cmd_show(args: argparse.Namespace) -> int:
     """Print the current record of a cable, and with --revisions every earlier version too;
     with --original the text it was derived from, with --provenance every arrival."""
+    try:
+        return _show(args)
+    except NoTablesError as empty:
+        complain(args, f"no cable {args.refid}: {empty}")
+        return 1
+
+
+def _show(args: argparse.Namespace) -> int:
     from worker.storage import CableStore, redact_url
 
     if args.original:
@@ -192,8 +212,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not _WORD.search(query):
         complain(args, f"the query {query!r} has no words to search for")
         return 2
-    with opened(CableStore) as (_settings, store):
-        found = store.search(query, args.limit)
+    try:
+        with opened(CableStore) as (_settings, store):
+            found = store.search(query, args.limit)
+    except NoTablesError as empty:
+        print(f"no cables stored yet: {empty}", file=sys.stderr)
+        return 0
     if not found:
         print(f"no cables match {query!r}", file=sys.stderr)
         return 0

@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from worker.cli.dependencies import NoTablesError, wait_for_database, wait_for_tables
 from worker.cli.help import Subcommands, command
 from worker.cli.store import write_json
 from worker.model import CLASSIFICATIONS, TOKEN_SCOPES
@@ -19,12 +20,18 @@ if TYPE_CHECKING:
     from worker.storage.tokens import TokenInfo, TokenStore
 
 
-def _store() -> TokenStore:
+def _store(*, write: bool = True) -> TokenStore:
+    """The token store: migrated first to write; to read, on tables as they are (nothing
+    created; NoTablesError when there are none)."""
     from worker.storage import upgrade
     from worker.storage.tokens import TokenStore
 
     settings = Settings.from_env()
-    upgrade(settings.database_url)
+    if write:
+        wait_for_database(settings)
+        upgrade(settings.database_url)
+    else:
+        wait_for_tables(settings)
     return TokenStore(settings.database_url)
 
 
@@ -64,12 +71,17 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """List tokens (never their secrets)."""
-    store = _store()
+    """List tokens (never their secrets); reading creates and migrates nothing."""
     try:
-        found = store.list(name=args.name)
-    finally:
-        store.close()
+        store = _store(write=False)
+    except NoTablesError as empty:
+        print(f"no tokens: {empty}", file=sys.stderr)
+        found = []
+    else:
+        try:
+            found = store.list(name=args.name)
+        finally:
+            store.close()
     if args.json:
         write_json([info.as_dict() for info in found])
     else:

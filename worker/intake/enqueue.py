@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from worker.errors import UnavailableError
 from worker.intake.envelope import IntakeError, check_input, make_envelope
 from worker.intake.producer import Producer
 from worker.intake.sources import iter_inputs
@@ -65,7 +66,29 @@ def enqueue_paths(
     on_input: Callable[[], object] | None = None,
     stdin: BinaryIO | None = None,
 ) -> EnqueueSummary:
-    """Read, check and enqueue every input under ``paths``; flush at the end."""
+    """Read, check and enqueue every input under ``paths``; flush at the end. A broker that
+    stays away (UnavailableError) stops it, saying how many inputs reached the broker before."""
+    sent_before = producer.envelopes_sent
+    try:
+        return _enqueue(paths, producer, on_rejected, on_input, stdin)
+    except UnavailableError as error:
+        sent = producer.envelopes_sent - sent_before
+        if sent:
+            inputs = "1 input was" if sent == 1 else f"{sent:,} inputs were"
+            last = f" (the last: {producer.last_sent_source})" if producer.last_sent_source else ""
+            told = f"{inputs} enqueued before{last}; none after that was"
+        else:
+            told = "no input was enqueued"
+        raise UnavailableError(error.what, error.url, f"{error}. {told}") from error
+
+
+def _enqueue(
+    paths: Sequence[str],
+    producer: Producer,
+    on_rejected: Callable[[IntakeError], None] | None,
+    on_input: Callable[[], object] | None,
+    stdin: BinaryIO | None,
+) -> EnqueueSummary:
     summary = EnqueueSummary()
     seen: set[bytes] = set()
     started = time.monotonic()

@@ -10,6 +10,11 @@ Texts are checked at the door (:func:`~worker.intake.envelope.check_input`): a r
 and sent ``batch_size`` envelopes per message. Before each send the intake queue's depth is
 read; above the high-water mark (in cables) the producer waits, saying so in the log, until it
 has drained below three quarters of the mark.
+
+A broker that does not answer is waited for (:mod:`worker.waiting`): each failed attempt is
+reported (``on_retry``, by default the log), and after ``connect_wait_s`` (about a minute)
+:class:`~worker.errors.UnavailableError` leaves ``flush``, the unsent batch kept for the next
+call. ``envelopes_sent`` counts what reached the broker.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Celery
 
@@ -27,15 +32,16 @@ from worker.queue.app import (
     DELIVER_TASK,
     INGEST_TASK,
     INTAKE_QUEUE,
-    PUBLISH_RETRY_POLICY,
     create_app,
     prepare_broker,
-    publish,
     sink_queue,
 )
-from worker.queue.depths import queue_depth
+from worker.queue.brokers import Publisher
 from worker.settings import Settings
 from worker.sinks import Delivery
+from worker.waiting import wait_for
+
+T = TypeVar("T")
 
 log = get_logger("worker.intake.producer")
 
@@ -52,13 +58,18 @@ class Producer:
         *,
         app: Celery | None = None,
         on_wait: Callable[[int], None] | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self._app = app or create_app(settings)
+        self._publisher = Publisher(self._app)
         self._buffer: list[dict[str, Any]] = []
         self._sink_buffers: dict[str, list[dict[str, Any]]] = {}
         self._on_wait = on_wait
+        self._on_retry = on_retry or _log_retry
         self.messages_sent = 0
+        self.envelopes_sent = 0
+        self.last_sent_source: str | None = None  # the source of the last envelope sent
         self.seconds_waited = 0.0
         prepare_broker(settings)
 
@@ -71,8 +82,11 @@ class Producer:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if kind is None:
-            self.flush()
+        try:
+            if kind is None:
+                self.flush()
+        finally:
+            self._publisher.close()
 
     def enqueue(
         self,
@@ -125,31 +139,42 @@ class Producer:
         if len(pending) >= self.settings.batch_size:
             self._send_sink(sink)
 
+    def _patiently(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, waiting for a broker that does not answer (``connect_wait_s``)."""
+        return wait_for(attempt, wait_s=self.settings.connect_wait_s, say=self._on_retry)
+
+    def _publish(self, task: str, args: list[Any], queue: str) -> None:
+        self._patiently(lambda: self._publisher.publish(task, args, queue))
+
+    def _depth(self) -> int:
+        return self._patiently(lambda: self._publisher.depth(INTAKE_QUEUE))
+
     def _send_sink(self, sink: str) -> None:
         batch = self._sink_buffers.get(sink)
         if batch:
-            publish(self._app, DELIVER_TASK, [sink, batch], sink_queue(sink))
+            self._publish(DELIVER_TASK, [sink, batch], sink_queue(sink))
             self.messages_sent += 1
         self._sink_buffers.pop(sink, None)  # only once sent: a failed send keeps its batch
 
     def flush(self) -> None:
-        """Send what is buffered now. If the broker stays away longer than the publish retry
-        policy (about a minute), this raises and the envelopes stay buffered: calling
-        ``flush`` again sends them."""
+        """Send what is buffered now. If the broker stays away longer than ``connect_wait_s``
+        (about a minute), this raises UnavailableError and the envelopes stay buffered:
+        calling ``flush`` again sends them."""
         for sink in list(self._sink_buffers):
             self._send_sink(sink)
         if not self._buffer:
             return
         self._wait_below_high_water()
-        publish(self._app, INGEST_TASK, [self._buffer], INTAKE_QUEUE)
+        batch = self._buffer
+        self._publish(INGEST_TASK, [batch], INTAKE_QUEUE)
         self._buffer = []
         self.messages_sent += 1
+        self.envelopes_sent += len(batch)
+        self.last_sent_source = str(batch[-1].get("source"))
 
     def _wait_below_high_water(self) -> None:
         mark = self.settings.high_water_mark
-        depth = (
-            queue_depth(self._app, INTAKE_QUEUE, PUBLISH_RETRY_POLICY) * self.settings.batch_size
-        )
+        depth = self._depth() * self.settings.batch_size
         if depth < mark:
             return
         started = time.monotonic()
@@ -158,12 +183,13 @@ class Producer:
             if self._on_wait is not None:
                 self._on_wait(depth)
             time.sleep(POLL_S)
-            depth = (
-                queue_depth(self._app, INTAKE_QUEUE, PUBLISH_RETRY_POLICY)
-                * self.settings.batch_size
-            )
+            depth = self._depth() * self.settings.batch_size
         waited = time.monotonic() - started
         self.seconds_waited += waited
         log.info(
             "backpressure_released", queue=INTAKE_QUEUE, depth=depth, waited_s=round(waited, 3)
         )
+
+
+def _log_retry(line: str) -> None:
+    log.warning("broker_unavailable", problem=line)

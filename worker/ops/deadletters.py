@@ -12,7 +12,7 @@ sent, none is marked replayed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -73,16 +73,22 @@ class Replayed:
 
 
 def replay(
-    settings: Settings, store: DeadLetterStore, letters: Sequence[Letter], *, again: bool = False
+    settings: Settings,
+    store: DeadLetterStore,
+    letters: Sequence[Letter],
+    *,
+    again: bool = False,
+    on_retry: Callable[[str], None] | None = None,
 ) -> Replayed:
-    """Send the due ``letters`` back where they failed and mark them replayed (blocking)."""
+    """Send the due ``letters`` back where they failed and mark them replayed (blocking;
+    ``on_retry`` hears each retry while the broker does not answer)."""
     sending = due(letters, again=again)
     if not sending:
         return Replayed([], len(letters), {})
     from worker.intake.producer import Producer  # noqa: PLC0415 - Celery loads only to send
 
     started = datetime.now(UTC)
-    with Producer(settings) as producer:
+    with Producer(settings, on_retry=on_retry) as producer:
         for letter in sending:
             producer.replay(letter)
     ids = [str(letter["id"]) for letter in sending]

@@ -25,15 +25,16 @@ import orjson
 import redis
 from celery import Celery
 from kombu import Connection
-from kombu.exceptions import KombuError
+from kombu.exceptions import KombuError, OperationalError
 
 from worker import processes, sentinel
-from worker.errors import CableIngestError
+from worker.errors import UnavailableError
 from worker.logs import get_logger
 from worker.queue import broker as transports
 from worker.queue.depths import queue_depth
-from worker.queue.names import PUBLISHED_AT
+from worker.queue.names import PUBLISHED_AT, publish
 from worker.settings import PREFIX, Settings, read_secret, redact_url
+from worker.waiting import cause
 
 log = get_logger("worker.queue.brokers")
 
@@ -53,8 +54,11 @@ QUICK = {
 }
 
 
-class BrokerUnavailableError(CableIngestError):
-    """The broker could not be reached or read."""
+class BrokerUnavailableError(UnavailableError):
+    """The broker could not be reached or read (worth waiting for: :mod:`worker.waiting`)."""
+
+    def __init__(self, message: str, url: str = "") -> None:
+        super().__init__("broker", url, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +154,93 @@ def header_age(raw: bytes | str, now: float) -> float | None:
     return None
 
 
+def unavailable(url: str, error: BaseException) -> BrokerUnavailableError:
+    """The error to raise for ``error``, met talking to the broker at ``url``."""
+    where = redact_url(url)
+    return BrokerUnavailableError(f"broker {where} does not answer ({cause(error)})", where)
+
+
+_FAILURES = (KombuError, redis.RedisError, OSError)
+# what a publish meets when the broker is away (not a message kombu cannot encode, say)
+_AWAY = (OperationalError, redis.ConnectionError, redis.TimeoutError, OSError)
+
+
 @contextmanager
 def connection(celery: Celery, action: str) -> Iterator[Connection]:
-    """A broker connection that fails within seconds instead of retrying without end."""
+    """A broker connection that fails within seconds instead of retrying without end;
+    BrokerUnavailableError when it does (``action``, what it was for, goes to the log)."""
     try:
         with celery.connection_for_read(transport_options=QUICK) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=CONNECT_TIMEOUT_S)
             yield conn
-    except (KombuError, redis.RedisError, OSError) as error:
-        where = redact_url(str(celery.conf.broker_url))
-        raise BrokerUnavailableError(f"broker {where}: {action} failed: {_short(error)}") from error
+    except _FAILURES as error:
+        log.debug("broker_unavailable", action=action, error=_short(error))
+        raise unavailable(str(celery.conf.broker_url), error) from error
+
+
+def check(settings: Settings) -> None:
+    """Make what the broker needs (the embedded one's folders) and ask whether it answers;
+    BrokerUnavailableError when it does not."""
+    broker = broker_for(settings)
+    try:
+        broker.prepare()
+    except OSError as error:
+        raise unavailable(settings.broker_url, error) from error
+    if problem := broker.ping():
+        raise BrokerUnavailableError(problem, redact_url(settings.broker_url))
+
+
+class Publisher:
+    """Publishes task messages on a broker connection of its own that gives up within seconds
+    (BrokerUnavailableError) instead of retrying inside kombu; the next call reconnects. Who
+    waits, and how long, is the caller's choice (:func:`worker.waiting.wait_for`)."""
+
+    def __init__(self, celery: Celery) -> None:
+        self._celery = celery
+        self._connection: Connection | None = None
+        processes.track(self)
+
+    def _connected(self) -> Connection:
+        if self._connection is None:
+            conn = self._celery.connection_for_write(transport_options=QUICK)
+            try:
+                conn.ensure_connection(max_retries=1, interval_start=0, timeout=CONNECT_TIMEOUT_S)
+            except BaseException:
+                conn.release()
+                raise
+            self._connection = conn
+        return self._connection
+
+    @contextmanager
+    def _using(self) -> Iterator[Connection]:
+        try:
+            yield self._connected()
+        except _AWAY as error:
+            self.close()
+            raise unavailable(str(self._celery.conf.broker_url), error) from error
+
+    def publish(self, task: str, args: list[Any], queue: str) -> None:
+        """Send one task message to ``queue`` (:func:`worker.queue.names.publish`), once."""
+        with self._using() as conn:
+            publish(self._celery, task, args, queue, connection=conn)
+
+    def depth(self, queue: str) -> int:
+        """Messages waiting on ``queue`` (0 when it does not exist)."""
+        with self._using() as conn:
+            return queue_depth(self._celery, queue, connection=conn)
+
+    def close(self) -> None:
+        """Release the connection (the next call makes a new one)."""
+        conn, self._connection = self._connection, None
+        if conn is not None:
+            try:
+                conn.release()
+            except _FAILURES as error:
+                log.debug("broker_connection_not_released", error=_short(error))
+
+    def after_fork(self) -> None:
+        """A forked child makes its own connection."""
+        self._connection = None
 
 
 class RedisBroker:
@@ -204,8 +285,12 @@ class RedisBroker:
         """This process's client, through kombu (Sentinel and failover URLs and the transport
         options as the worker has them), with short timeouts."""
         if self._client is None:
+            transports.register()  # before kombu resolves (and caches) the redis transport
             options = {**self.transport_options(), "max_retries": 0}
-            options |= {"socket_timeout": PROBE_TIMEOUT_S, "socket_connect_timeout": PROBE_TIMEOUT_S}
+            options |= {
+                "socket_timeout": PROBE_TIMEOUT_S,
+                "socket_connect_timeout": PROBE_TIMEOUT_S,
+            }
             conn = Connection(
                 self.url, connect_timeout=PROBE_TIMEOUT_S, transport_options=options
             )
@@ -226,7 +311,7 @@ class RedisBroker:
         try:
             self._redis().ping()
         except Exception as error:
-            return f"broker {redact_url(self.settings.broker_url)} does not answer: {_short(error)}"
+            return f"broker {redact_url(self.settings.broker_url)} does not answer ({cause(error)})"
         return None
 
     def record_ack(self, value: str) -> None:
@@ -346,7 +431,9 @@ class EmbeddedBroker:
         except FileNotFoundError:
             pass  # nothing was ever enqueued here
         except OSError as error:
-            raise BrokerUnavailableError(f"cannot list the queue folder {folder}: {error}") from error
+            raise BrokerUnavailableError(
+                f"cannot list the queue folder {folder} ({cause(error)})", str(folder)
+            ) from error
         found: list[QueueInfo] = []
         for queue in names:
             waiting = by_queue.get(f"{queue}.msg", [])
@@ -362,7 +449,7 @@ class EmbeddedBroker:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as error:
-            return f"broker folder {folder} is not readable and writable: {_short(error)}"
+            return f"broker folder {folder} is not readable and writable ({cause(error)})"
         return None
 
     def record_ack(self, value: str) -> None:
@@ -396,7 +483,9 @@ def _oldest_file_age(folder: Path, files: list[tuple[float, str]], now: float) -
         except FileNotFoundError:
             continue  # a consumer took it meanwhile
         except OSError as error:
-            raise BrokerUnavailableError(f"cannot read {path}: {error}") from error
+            raise BrokerUnavailableError(
+                f"cannot read {path} ({cause(error)})", str(path)
+            ) from error
         age = header_age(raw, now)
         return age if age is not None else round(max(0.0, now - written), 3)
     return None

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from celery import Celery
+from kombu import Connection
 
 from worker.queue.order import REPARSE_QUEUE
 from worker.routing.config import Config
@@ -44,6 +45,16 @@ def consumed_queues(config: Config) -> list[str]:
     return [INTAKE_QUEUE, *map(sink_queue, config.sinks), REPARSE_QUEUE]
 
 
-def publish(celery: Celery, task: str, args: list[Any], queue: str) -> None:
-    """Send one task message to ``queue``, stamped with the time it was published."""
-    celery.send_task(task, args=args, queue=queue, headers={PUBLISHED_AT: time.time()})
+def publish(
+    celery: Celery, task: str, args: list[Any], queue: str, *, connection: Connection | None = None
+) -> None:
+    """Send one task message to ``queue``, stamped with the time it was published: through
+    the app's pool with its publish retry policy, or once on ``connection`` (no retry: its
+    owner decides whether to wait, :class:`worker.queue.brokers.Publisher`)."""
+    headers = {PUBLISHED_AT: time.time()}
+    if connection is None:
+        celery.send_task(task, args=args, queue=queue, headers=headers)
+    else:
+        celery.send_task(
+            task, args=args, queue=queue, headers=headers, connection=connection, retry=False
+        )

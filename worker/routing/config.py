@@ -176,7 +176,9 @@ def load_config(path: Path | None) -> Config:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise ConfigurationError(f"cannot read the configuration {path}: {error}") from None
+        raise ConfigurationError(
+            f"cannot read the configuration {path}: {error.strerror or error}"
+        ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigurationError(f"{path}: not valid TOML: {error}") from None
     return parse_config(raw, str(path))

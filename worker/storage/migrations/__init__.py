@@ -7,8 +7,12 @@ Running it again when the schema is current does nothing.
 
 from __future__ import annotations
 
+import functools
+
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
@@ -23,6 +27,26 @@ def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
     return config
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def latest_revision() -> str:
+    """The storage revision this code migrates to (Alembic's head)."""
+    head = _scripts().get_current_head()
+    assert head is not None, "the migrations have a single head"
+    return head
+
+
+def known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this code's migrations (False: a newer code's)."""
+    try:
+        return all(_scripts().get_revision(part) is not None for part in revision.split(","))
+    except CommandError:
+        return False
 
 
 def upgrade(url: str | URL, revision: str = "head") -> None:
