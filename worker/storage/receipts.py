@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -65,6 +64,36 @@ def insert_receipts(conn: Connection, backend: str, items: Sequence[Receipt]) ->
         for r in items
     ]
     conn.execute(dialect.insert(receipts).on_conflict_do_nothing(), rows)
+
+
+def last_receipts(
+    conn: Connection, sinks: Sequence[str], outcomes: Sequence[str] = ()
+) -> dict[str, datetime]:
+    """When each of ``sinks`` last gave a receipt (with one of ``outcomes``, when given): per
+    sink the newest by the (sink, delivered_at) index, not a scan of every receipt."""
+    found: dict[str, datetime] = {}
+    for sink in sinks:
+        query = select(receipts.c.delivered_at).where(receipts.c.sink == sink)
+        if outcomes:
+            query = query.where(receipts.c.outcome.in_(outcomes))
+        at = conn.execute(query.order_by(receipts.c.delivered_at.desc()).limit(1)).scalar()
+        if at is not None:
+            found[sink] = _aware(at)
+    return found
+
+
+def activity(
+    conn: Connection, since: datetime, storage_sinks: Sequence[str], sinks: Sequence[str]
+) -> Activity:
+    """Receipts since ``since`` by sink, envelopes the storage sinks settled since then, and
+    when each of ``sinks`` last succeeded (on ``conn``, in the caller's transaction)."""
+    recent = select(receipts.c.sink, func.count()).where(receipts.c.delivered_at >= since)
+    stored = select(func.count(receipts.c.message_id.distinct())).where(
+        receipts.c.delivered_at >= since, receipts.c.sink.in_(storage_sinks)
+    )
+    by_sink = {s: int(n) for s, n in conn.execute(recent.group_by(receipts.c.sink))}
+    count = int(conn.execute(stored).scalar_one())
+    return Activity(by_sink, count, last_receipts(conn, sinks, SUCCESS))
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -121,26 +150,17 @@ class ReceiptStore:
         with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
             return [(message_id, _aware(when)) for message_id, when in conn.execute(query)]
 
-    def last_delivery_by_sink(self) -> dict[str, datetime]:
-        """When each sink last took an envelope."""
-        query = select(receipts.c.sink, func.max(receipts.c.delivered_at)).group_by(receipts.c.sink)
+    def last_delivery_by_sink(self, sinks: Sequence[str]) -> dict[str, datetime]:
+        """When each of ``sinks`` last took an envelope (sinks that never did are absent)."""
         with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
-            rows: list[Any] = list(conn.execute(query))
-        return {sink: _aware(at) for sink, at in rows if at is not None}
+            return last_receipts(conn, sinks)
 
-    def activity(self, since: datetime, storage_sinks: Sequence[str]) -> Activity:
+    def activity(
+        self, since: datetime, storage_sinks: Sequence[str], sinks: Sequence[str]
+    ) -> Activity:
         """Receipts since ``since`` by sink, envelopes stored since then, last successes."""
-        recent = select(receipts.c.sink, func.count()).where(receipts.c.delivered_at >= since)
-        stored = select(func.count(receipts.c.message_id.distinct())).where(
-            receipts.c.delivered_at >= since, receipts.c.sink.in_(storage_sinks)
-        )
-        last = select(receipts.c.sink, func.max(receipts.c.delivered_at))
-        last = last.where(receipts.c.outcome.in_(SUCCESS)).group_by(receipts.c.sink)
         with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
-            by_sink = {s: int(n) for s, n in conn.execute(recent.group_by(receipts.c.sink))}
-            count = int(conn.execute(stored).scalar_one())
-            successes = {s: _aware(at) for s, at in conn.execute(last) if at is not None}
-        return Activity(by_sink, count, successes)
+            return activity(conn, since, storage_sinks, sinks)
 
     def count_redelivery(self, delivery_key: str) -> int:
         """Count one more delivery of a message that came back; return the count so far."""
