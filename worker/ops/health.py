@@ -85,13 +85,6 @@ def queue_names(settings: Settings) -> list[str]:
     return consumed_queues(load_config(settings.config_file))
 
 
-def queue_depths(app: Celery, names: list[str]) -> dict[str, int]:
-    """Messages waiting on each queue."""
-    from worker.queue.depths import queue_depth  # noqa: PLC0415 - imports kombu's transports
-
-    return {name: queue_depth(app, name) for name in names}
-
-
 def _listed(shown: list[str]) -> str:
     return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
 
@@ -121,8 +114,9 @@ def _stalled(waiting: dict[str, int], age: float | None, window: float) -> str:
 def check_health(
     settings: Settings, app: Celery | None = None, *, ready_window_s: float | None = None
 ) -> Health:
-    """Probe the broker, the database and, while work waits, the time of the last ack
-    (within ``ready_window_s``, default the setting ``CABLE_INGEST_READY_WINDOW_S``)."""
+    """Probe the broker, the database, whether a worker is connected while messages are held
+    (Redis), and, while work waits, the time of the last ack (within ``ready_window_s``,
+    default the setting ``CABLE_INGEST_READY_WINDOW_S``)."""
     if ready_window_s is None:
         ready_window_s = settings.ready_window_s
     health = Health(alive=True, ready=False, details={"ready_window_s": ready_window_s})

@@ -253,7 +253,7 @@ def _lost_lines(status: Status) -> list[str]:
     if status.visibility_timeout is not None:
         lines.append("  `cable-ingest put-back` returns them now (it never touches what a live"
                      " worker holds)")  # fmt: skip
-    return lines
+    return [*lines, ""]
 
 
 def _instants(status: Status) -> str:
