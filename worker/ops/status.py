@@ -177,7 +177,7 @@ def collect_status(settings: Settings, app: CableIngestApp | None = None) -> Sta
         reparse=figs.reparse if known else None,
         held=snapshot.held,
         database_at=figs.read_at,
-        visibility_timeout=settings.visibility_timeout if snapshot.workers is not None else None,
+        visibility_timeout=settings.visibility_timeout if broker.broadcast else None,
     )
 
 
@@ -221,7 +221,7 @@ def _shown(value: int | str | None) -> str:
 
 def _workers(workers: list[Worker] | None) -> str:
     if workers is None:
-        return f"{NA} (the embedded broker cannot tell: check the worker processes)"
+        return f"{NA} (this broker cannot tell: check the worker processes)"
     if not workers:
         return "0 online (no worker is connected to the broker)"
     held = sum(w.held for w in workers)
