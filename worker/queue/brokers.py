@@ -5,8 +5,8 @@ answers: kombu's transport options and the worker flags it needs, the queues (de
 unacknowledged, age of the oldest waiting), a :class:`Snapshot` of queues, workers and held
 messages read at one instant, whether it answers, the readiness key (when a task was last
 acknowledged), and putting back what a consumer that is gone held (never what a live one
-holds). The kombu internals both
-implementations rely on live in :mod:`worker.queue.broker`, and nowhere else.
+holds). The kombu internals both implementations rely on live in :mod:`worker.queue.broker`,
+and nowhere else.
 """
 
 from __future__ import annotations
@@ -329,7 +329,7 @@ def _redis_figures(
         for queue in entry.queues:
             held.setdefault((queue, entry.holder), []).append(entry.taken_at)
     groups = []
-    for (queue, holder), times in sorted(held.items(), key=lambda item: (item[0][0], str(item[0][1]))):
+    for (queue, holder), times in sorted(held.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         known = [t for t in times if t is not None]
         taken = min(known) if known else None
         state = None if alive is None or holder is None else holder in alive
@@ -445,7 +445,9 @@ class EmbeddedBroker:
             Held(queue, owner, alive, n, None, None)
             for (queue, owner, alive), n in sorted(held.items())
         ]
-        lost = Counter({g.queue: g.messages for g in groups if not g.alive})
+        lost: Counter[str] = Counter()
+        for group in groups:
+            lost[group.queue] += 0 if group.alive else group.messages
         queues = [replace(q, lost=lost[q.name]) for q in queues]
         return Snapshot(at, queues, None, groups)
 
