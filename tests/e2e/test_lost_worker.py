@@ -5,6 +5,7 @@ returns them by itself, and every cable is stored and notified exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import signal
@@ -125,8 +126,16 @@ def _worker(settings: Settings, name: str) -> subprocess.Popen[bytes]:
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
-    """kill -9 of the worker and its pool process."""
-    os.killpg(process.pid, signal.SIGKILL)
+    """kill -9 of the worker's main process (Celery's pool processes die with it: prefork sets
+    their parent-death signal to SIGKILL)."""
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """kill -9 of whatever is left of the worker's process group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
     process.wait(30)
 
 
@@ -136,7 +145,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         try:
             process.wait(60)
         except subprocess.TimeoutExpired:
-            _kill(process)
+            _kill_group(process)
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -269,3 +278,4 @@ def test_kill_9_of_workers_holding_messages(settings: Settings, hook: tuple[Hook
     finally:
         for process in workers:
             _stop(process)
+            _kill_group(process)
