@@ -45,6 +45,7 @@ bench: $(STAMP)  ## throughput figures, with baselines measured in the same run 
 	$(BIN)/python -m bench.storage_size
 	$(BIN)/python -m bench.pipeline $(BENCH_ARGS)
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.scrape
 
 bench-soak: $(STAMP)  ## worker memory over a 250,000-cable run on Redis + SQLite
 	$(BIN)/python -m bench.pipeline --only none --soak 250000

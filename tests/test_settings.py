@@ -24,7 +24,7 @@ def test_defaults_need_no_environment() -> None:
         8,
     )
     assert (settings.worker_concurrency, settings.prefetch_multiplier) == (2, 1)
-    assert settings.visibility_timeout == 3600
+    assert settings.visibility_timeout == 900
     assert (settings.log_format, settings.log_level) == ("auto", "INFO")
 
 

@@ -108,7 +108,9 @@ class Settings:
     sink_max_retries: int = 8
     worker_concurrency: int = 2
     prefetch_multiplier: int = 1
-    visibility_timeout: int = 3600
+    # Redis hands a message out again when it was held this long unacknowledged: longer than
+    # a live worker may hold one (worker/queue/policy.py longest_hold: 690 s by default)
+    visibility_timeout: int = 900
     task_time_limit: int = 300
     config_file: Path | None = None  # sinks and routing rules (TOML); None: storage only
     metrics_dir: Path | None = None  # the workers' counters; None: var_dir/metrics

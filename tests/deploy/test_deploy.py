@@ -65,6 +65,7 @@ GAUGES: dict[str, frozenset[str]] = {
     "cable_ingest_queue_depth": frozenset({"queue"}),
     "cable_ingest_queue_oldest_age_seconds": frozenset({"queue"}),
     "cable_ingest_queue_unacked": frozenset({"queue"}),
+    "cable_ingest_queue_unacked_lost": frozenset({"queue"}),
     "cable_ingest_workers_online": frozenset(),
     "cable_ingest_dead_letters_stored": frozenset({"stage"}),
     "cable_ingest_last_delivery_timestamp_seconds": frozenset({"sink"}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,9 +13,10 @@ import orjson
 import pytest
 import redis
 
+from tests.holders import sigkill, stuck_worker
 from tests.services import redis_db_url
 from worker.intake.producer import Producer
-from worker.ops.health import check_health
+from worker.ops.health import check_health, last_ack
 from worker.queue.app import prepare_broker
 from worker.queue.brokers import ACK_KEY, record_ack
 from worker.settings import Settings
@@ -70,23 +72,72 @@ def test_waiting_work_without_a_recent_ack_is_not_ready(settings: Settings) -> N
     assert health.details["last_ack_age_s"] < 5
 
 
-def test_redis_broker_ack_and_readiness(tmp_path: Path) -> None:
-    """On Redis the ack is the broker database's key cable-ingest:last-ack (Unix time): an old
-    one with work waiting is not ready, a fresh record_ack is."""
+def test_redis_readiness_needs_a_connected_worker_then_acks(tmp_path: Path) -> None:
+    """On Redis: idle with no worker is ready; work waiting with no worker connected is not,
+    whatever the last ack; with a worker connected, the ack key decides (an old one is a stuck
+    worker, a fresh one is ready); that worker killed with SIGKILL: not ready at once."""
     with redis_db_url() as url:
         settings = Settings(broker_url=url, var_dir=tmp_path / "var", batch_size=2)
         upgrade(settings.database_url)
+        idle = check_health(settings)
+        assert (idle.ready, idle.details["workers_online"]) == (True, 0)
         _enqueue(settings, 1)
-        client = redis.Redis.from_url(url)
-        client.set(ACK_KEY, repr(time.time() - 500))
+        record_ack(settings)  # a worker acknowledged something a moment ago
         health = check_health(settings)
         assert health.reasons == [
-            "intake has 1 message waiting and nothing was acknowledged for 500 s (window 120 s)"
+            "intake has 1 message waiting, and no worker is connected to the broker"
         ]
-        record_ack(settings)
-        assert time.time() - float(client.get(ACK_KEY) or 0) < 5
-        assert check_health(settings).ready
-        client.close()
+        worker = stuck_worker(url)
+        try:
+            client = redis.Redis.from_url(url)
+            client.set(ACK_KEY, repr(time.time() - 500))
+            health = check_health(settings)
+            assert health.details["workers_online"] == 1
+            assert health.reasons == [
+                "intake has 1 message waiting and nothing was acknowledged for 500 s (window 120 s)"
+            ]
+            record_ack(settings)
+            assert time.time() - float(client.get(ACK_KEY) or 0) < 5
+            assert check_health(settings).ready
+            client.close()
+        finally:
+            sigkill(worker)
+        health = check_health(settings)
+        assert not health.ready
+        assert health.details["workers_online"] == 0
+
+
+def test_kill_9_of_the_only_worker_is_not_ready_at_once(tmp_path: Path) -> None:
+    """A real worker stores a cable (its ack is recorded), then is killed with SIGKILL; a cable
+    enqueued after that waits with no worker: not ready, although the last ack is seconds old
+    (it used to say ready for the whole READY_WINDOW_S)."""
+    with redis_db_url() as url:
+        settings = Settings(broker_url=url, var_dir=tmp_path / "var", batch_size=2)
+        upgrade(settings.database_url)
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CABLE_INGEST_")}
+        environ |= settings.to_env()
+        with (tmp_path / "worker.log").open("wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "worker", "worker", "--concurrency", "1"],
+                env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        try:
+            _enqueue(settings, 1)
+            deadline = time.monotonic() + 120
+            while last_ack(settings) is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert last_ack(settings) is not None, "the worker acknowledged nothing"
+            assert check_health(settings).ready
+        finally:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        _enqueue(settings, 1)
+        health = check_health(settings)
+        assert not health.ready
+        assert health.reasons == [
+            "intake has 1 message waiting, and no worker is connected to the broker"
+        ]
+        assert (time.time() - (last_ack(settings) or 0)) < settings.ready_window_s
 
 
 @pytest.mark.parametrize(

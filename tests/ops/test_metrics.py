@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.holders import consumer, sigkill, stuck_worker
 from tests.services import redis_db_url
 from worker import telemetry
 from worker.intake.producer import Producer
@@ -163,7 +165,8 @@ def test_queue_depth_and_dead_letter_gauges(
 
 
 def test_queue_depth_and_workers_online_on_redis(tmp_path: Path) -> None:
-    """On Redis the depth comes from the broker and a ping counts the workers (none here)."""
+    """On Redis the depth comes from the broker and the workers are the worker processes
+    connected to it (none here)."""
     with redis_db_url() as url:
         settings = Settings(broker_url=url, var_dir=tmp_path / "var", batch_size=2)
         app = create_app(settings)
@@ -172,6 +175,56 @@ def test_queue_depth_and_workers_online_on_redis(tmp_path: Path) -> None:
         samples = _samples(metrics.render_metrics(settings, app))
     assert samples["cable_ingest_queue_depth", (("queue", "intake"),)] == 2
     assert samples["cable_ingest_workers_online", ()] == 0
+
+
+STAGES = ("intake", "parse", "validate", "sink:storage")
+
+
+def test_gauges_with_a_lost_holder_and_many_dead_letters(
+    tmp_path: Path, minimal_dead_letter: dict[str, Any]
+) -> None:
+    """On Redis, with 3,000 dead letters (then a stage purged), a message held by a consumer
+    killed with SIGKILL and a worker process connected: depth, unacked and lost per queue,
+    one worker online (the consumer, no worker, never counted), and dead letters per stage
+    equal to the table's own counts."""
+    with redis_db_url() as url:
+        settings = Settings(broker_url=url, var_dir=tmp_path / "var", batch_size=2)
+        upgrade(settings.database_url)
+        letters = DeadLetterStore(settings.database_url)
+        documents = []
+        for i in range(3_000):
+            document = dict(minimal_dead_letter, id=f"dl-{i}", stage=STAGES[i % 4])
+            documents.append(document | {"sha256": f"{i:064x}"})
+        letters.add_many(documents)
+        assert letters.purge(stage="validate") == 750
+        letters.close()
+        app = create_app(settings)
+        with Producer(settings, app=app) as producer:
+            producer.enqueue_many(_texts(3), source="tests")  # two messages
+        taker, worker = consumer(url), stuck_worker(url)
+        try:
+            sigkill(taker)
+            deadline = time.monotonic() + 10
+            while True:
+                samples = _samples(metrics.render_metrics(settings, app))
+                lost = samples.get(("cable_ingest_queue_unacked_lost", (("queue", "intake"),)))
+                if lost == 1 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        finally:
+            sigkill(worker)
+    intake = (("queue", "intake"),)
+    assert samples["cable_ingest_queue_depth", intake] == 1
+    assert samples["cable_ingest_queue_unacked", intake] == 1
+    assert samples["cable_ingest_queue_unacked_lost", intake] == 1
+    assert samples["cable_ingest_queue_unacked_lost", (("queue", "sink.storage"),)] == 0
+    assert samples["cable_ingest_workers_online", ()] == 1
+    stored = {
+        dict(labels)["stage"]: value
+        for (name, labels), value in samples.items()
+        if name == "cable_ingest_dead_letters_stored"
+    }
+    assert stored == {"intake": 750, "parse": 750, "sink:storage": 750}
 
 
 @pytest.fixture

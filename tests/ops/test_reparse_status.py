@@ -66,7 +66,7 @@ def test_an_unfinished_run_is_shown_with_its_progress(settings: Settings) -> Non
         assert line.startswith(f"reparse {run_id[:8]} (all): 2/4 done (50%): unchanged 1,")
         assert "no original 1; last settled" in line
         [row] = [line.split() for line in lines if line.split()[:2] == ["reparse", "0"]]
-        assert row == ["reparse", "0", "0", "-", "2", "-", "-"]
+        assert row == ["reparse", "0", "0", "0", "-", "2", "-", "-"]
         [shown] = status.as_dict()["reparse"]
         assert (shown["run_id"], shown["pending"], shown["settled_last_window"]) == (run_id, 2, 2)
 

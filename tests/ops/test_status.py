@@ -101,7 +101,7 @@ def test_embedded_queues_without_worker(embedded: Settings) -> None:
     assert (intake.depth, intake.unacked) == (3, 0)
     assert intake.oldest_age_s is not None
     assert 0 <= intake.oldest_age_s < 30
-    assert _queue(status.queues, sink_queue("storage")) == QueueInfo("sink.storage", 0, 0, None)
+    assert _queue(status.queues, sink_queue("storage")) == QueueInfo("sink.storage", 0, 0, None, 0)
     assert status.workers is None
     assert status.dead_letters is None
     assert status.intake_settled_last_window is None
@@ -156,8 +156,8 @@ def test_database_figures(with_database: Settings) -> None:
     assert (alerts.name, alerts.receipts_last_window, alerts.dead_letters) == ("alerts", 1, 1)
     assert alerts.last_success is None  # withheld is no delivery
     rows = {line.split()[0]: line.split() for line in render(status) if line.startswith(("i", "s"))}
-    assert rows["intake"][1:] == ["0", "0", "-", "3", "-", "2"]
-    assert rows["sink.alerts"][1:] == ["0", "0", "-", "1", "never", "1"]
+    assert rows["intake"][1:] == ["0", "0", "0", "-", "3", "-", "2"]
+    assert rows["sink.alerts"][1:] == ["0", "0", "0", "-", "1", "never", "1"]
     assert rows["sink.storage"][-2:] == ["ago", "0"]
     assert "parse 1, validate 1, sink:alerts 1  (total 3)" in "\n".join(render(status))
 
@@ -176,6 +176,7 @@ def test_cli_json_has_the_numbers(embedded: Settings) -> None:
         "depth": 0,
         "unacked": 0,
         "oldest_age_s": None,
+        "lost": 0,
     }
     assert document["workers"] is None
     assert document["intake"] == {"settled_last_window": 3, "dead_letters": 2}
@@ -265,7 +266,7 @@ def test_redis_queues(tmp_path: Path) -> None:
         assert (intake.depth, intake.unacked) == (3, 0)
         assert intake.oldest_age_s is not None
         assert 0 <= intake.oldest_age_s < 30
-        assert _queue(status.queues, "sink.storage") == QueueInfo("sink.storage", 0, 0, None)
+        assert _queue(status.queues, "sink.storage") == QueueInfo("sink.storage", 0, 0, None, 0)
         assert status.workers == []
 
         old: dict[str, Any] = orjson.loads(client.lindex(INTAKE_QUEUE, 0) or b"{}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -164,3 +165,30 @@ def test_a_living_consumer_keeps_what_it_holds(connection: Connection, settings:
     root = os.path.join(options["processed_folder"], broker.HELD)
     assert broker.reclaim(root, options["data_folder_in"]) == 0
     assert (len(waiting(settings)), len(held(settings))) == (0, 1)
+
+
+def test_the_snapshot_tells_a_dead_holder_from_a_live_one(
+    connection: Connection, settings: Settings
+) -> None:
+    """With no worker running to reclaim them, the messages of two consumers that died show
+    as lost (their locks are free), that of a live one as held; looking reclaims nothing, and
+    put_back returns the dead ones' only."""
+    publish(connection, "one", "two", "three")
+    quietly = CONSUME_AND_DIE.replace(  # no sweep first: the other dead one's stays held
+        "message = conn.default_channel.basic_get",
+        "conn.default_channel._reclaimed_at = 1e18\nmessage = conn.default_channel.basic_get",
+    )
+    for _ in range(2):
+        subprocess.run(
+            [sys.executable, "-c", quietly, str(settings.var_dir)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+    channel = channel_of(connection)
+    channel._reclaimed_at = time.monotonic()  # its next take does not sweep (no worker runs)
+    assert channel.basic_get("intake") is not None  # this process holds one
+    found = broker_for(settings).snapshot(cast(Any, None), ["intake"])
+    assert sorted((h.alive, h.messages) for h in found.held) == [(False, 1), (False, 1), (True, 1)]
+    assert (found.queues[0].unacked, found.queues[0].lost, found.workers) == (3, 2, None)
+    assert len(held(settings)) == 3
+    assert broker_for(settings).put_back() == 2
+    assert (len(waiting(settings)), len(held(settings))) == (2, 1)

@@ -39,6 +39,7 @@ def test_a_message_taken_but_not_recorded_is_put_back(
 ) -> None:
     """kombu pops the message, then fails to write its unacked record (Redis gone): the
     message goes back on its queue, flagged redelivered, and the error still surfaces."""
+    create_app(Settings(broker_url=url))  # registers this project's Redis transport
     with Connection(url) as connection:
         queue = connection.SimpleQueue("put-back")
         queue.put({"cable": "06ALMATY598"})
@@ -48,7 +49,7 @@ def test_a_message_taken_but_not_recorded_is_put_back(
             if (error := next(failures, None)) is not None:
                 raise error
 
-        monkeypatch.setattr(kombu_redis.QoS, "append", append_once)
+        monkeypatch.setattr(broker.RedisQoS, "_record", append_once)
         with pytest.raises(redis.ConnectionError):
             queue.get(timeout=1)
         client = redis.Redis.from_url(url)

@@ -47,7 +47,8 @@ def test_filesystem_broker_folders_live_under_var_dir() -> None:
 
 
 def test_redis_broker_gets_the_visibility_timeout_and_plain_bodies() -> None:
-    """A Redis broker's transport options carry the visibility timeout and utf-8 bodies."""
+    """A Redis broker's transport options carry the visibility timeout, utf-8 bodies, and a
+    look for messages past the timeout every 10 s (not every 100)."""
     settings = Settings.from_env(
         {
             "CABLE_INGEST_BROKER_URL": "redis://localhost:6379/0",
@@ -57,6 +58,7 @@ def test_redis_broker_gets_the_visibility_timeout_and_plain_bodies() -> None:
     assert broker_for(settings).transport_options() == {
         "visibility_timeout": 60,
         "body_encoding": "utf-8",
+        "unacked_restore_throttle": 1,
     }
 
 

@@ -12,9 +12,12 @@ from worker.queue.policy import (
     RedeliveryLimitExceeded,
     Retry,
     StageFailed,
+    longest_hold,
+    longest_wait,
     on_arrival,
     on_failure,
 )
+from worker.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -92,3 +95,17 @@ def test_an_error_inside_a_task_stage_is_named_by_it() -> None:
     with pytest.raises(StageFailed) as caught, _stage("sink:hook"):
         raise cause
     assert (caught.value.stage, caught.value.cause) == ("sink:hook", cause)
+
+
+def test_a_live_worker_holds_a_message_less_than_the_visibility_timeout() -> None:
+    """By default a message is held at most 690 s (a 300 s backoff countdown, then a run to
+    the hard limit of 330 s, and 60 s of margin): the 900 s visibility timeout exceeds it.
+    A retry waits at most what that timeout leaves (510 s; 3,210 s with an hour), never less
+    than the backoff's own cap (a timeout too short for it is unsafe anyway)."""
+    defaults = Settings()
+    hold = longest_hold(defaults.task_time_limit, defaults.prefetch_multiplier)
+    assert hold == 690 < defaults.visibility_timeout == 900
+    assert longest_hold(300, 3) == 3 * 330 + 60
+    assert longest_wait(defaults.visibility_timeout, defaults.task_time_limit) == 510
+    assert longest_wait(3600, 300) == 3210
+    assert longest_wait(10, 300) == 300

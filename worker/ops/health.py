@@ -1,12 +1,21 @@
 """Health probes that mean "consuming", not merely "running".
 
 Ready means: the broker answers (Redis PING; for the embedded broker, its queue folder can be
-read and written), the database answers (``SELECT 1``), and, while any of the worker's queues
-holds waiting messages, some task was acknowledged within the readiness window. The workers
-record that time after every task (:func:`worker.queue.brokers.record_ack`, hooked to
-``task_postrun``): on Redis as
-the key ``cable-ingest:last-ack`` of the broker's database, on the embedded broker in the file
-``var_dir/broker/last-ack``; both hold the Unix time as a decimal number.
+read and written), the database answers (``SELECT 1``), and work handed over is being taken:
+
+* on Redis, while any queue holds messages (waiting, or taken and not acknowledged) some
+  worker is connected to the broker (:meth:`worker.queue.brokers.Broker.snapshot`: the
+  connections Redis lists, named by worker). A worker killed with ``kill -9`` is not
+  connected from that moment, so readiness turns at once, not after the window below;
+* while any queue holds waiting messages, some task was acknowledged within the readiness
+  window (a worker that is connected but stuck). The workers record that time after every
+  task (:func:`worker.queue.brokers.record_ack`, hooked to ``task_postrun``): on Redis as the
+  key ``cable-ingest:last-ack`` of the broker's database, on the embedded broker in the file
+  ``var_dir/broker/last-ack``; both hold the Unix time as a decimal number.
+
+An idle system (nothing waiting, nothing held) is ready with no worker at all: nothing is late,
+and whatever arrives turns it "not ready" until a worker takes it (README, "Metrics and
+health"). The embedded broker cannot tell which workers run: only the window applies there.
 
 Every check is bounded by short timeouts, so that a probe answers within a few seconds.
 """
@@ -76,17 +85,27 @@ def queue_names(settings: Settings) -> list[str]:
     return consumed_queues(load_config(settings.config_file))
 
 
-def queue_depths(app: Celery, names: list[str]) -> dict[str, int]:
-    """Messages waiting on each queue."""
-    from worker.queue.depths import queue_depth  # noqa: PLC0415 - imports kombu's transports
+def _listed(shown: list[str]) -> str:
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
 
-    return {name: queue_depth(app, name) for name in names}
+
+def _plural(count: int) -> str:
+    return f"{count:,} message{'s' if count != 1 else ''}"
+
+
+def _unattended(waiting: dict[str, int], unacked: dict[str, int]) -> str:
+    shown = []
+    for name in dict.fromkeys([*waiting, *unacked]):
+        parts = [f"{_plural(waiting[name])} waiting"] if waiting.get(name) else []
+        if unacked.get(name):
+            parts.append(f"{_plural(unacked[name])} unacknowledged")
+        shown.append(f"{name} has {' and '.join(parts)}")
+    return f"{_listed(shown)}, and no worker is connected to the broker"
 
 
 def _stalled(waiting: dict[str, int], age: float | None, window: float) -> str:
-    shown = [f"{name} has {count:,} message{'s' if count != 1 else ''}"
-             for name, count in waiting.items()]  # fmt: skip
-    queues = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    shown = [f"{name} has {_plural(count)}" for name, count in waiting.items()]
+    queues = _listed(shown)
     if age is None:
         return f"{queues} waiting and no task was ever acknowledged (window {window:g} s)"
     return f"{queues} waiting and nothing was acknowledged for {age:.0f} s (window {window:g} s)"
@@ -95,8 +114,9 @@ def _stalled(waiting: dict[str, int], age: float | None, window: float) -> str:
 def check_health(
     settings: Settings, app: Celery | None = None, *, ready_window_s: float | None = None
 ) -> Health:
-    """Probe the broker, the database and, while work waits, the time of the last ack
-    (within ``ready_window_s``, default the setting ``CABLE_INGEST_READY_WINDOW_S``)."""
+    """Probe the broker, the database, whether a worker is connected while messages are held
+    (Redis), and, while work waits, the time of the last ack (within ``ready_window_s``,
+    default the setting ``CABLE_INGEST_READY_WINDOW_S``)."""
     if ready_window_s is None:
         ready_window_s = settings.ready_window_s
     health = Health(alive=True, ready=False, details={"ready_window_s": ready_window_s})
@@ -108,15 +128,23 @@ def check_health(
         from worker.queue.app import create_app  # noqa: PLC0415 - the app imports this module
 
         try:
-            depths = queue_depths(app or create_app(settings), queue_names(settings))
+            names = queue_names(settings)
+            snapshot = broker_for(settings).snapshot(app or create_app(settings), names)
             acked = last_ack(settings)
         except Exception as error:
             health.reasons.append(f"cannot read the queues: {_short(error)}")
         else:
             age = None if acked is None else max(0.0, time.time() - acked)
-            health.details |= {"queues": depths, "last_ack_age_s": age}
+            depths = {queue.name: queue.depth for queue in snapshot.queues}
+            held = {queue.name: queue.unacked for queue in snapshot.queues}
+            workers = None if snapshot.workers is None else len(snapshot.workers)
+            health.details |= {"queues": depths, "unacked": held, "workers_online": workers}
+            health.details |= {"last_ack_age_s": age}
             waiting = {name: count for name, count in depths.items() if count}
-            if waiting and (age is None or age > ready_window_s):
+            unacked = {name: count for name, count in held.items() if count}
+            if workers == 0 and (waiting or unacked):
+                health.reasons.append(_unattended(waiting, unacked))
+            elif waiting and (age is None or age > ready_window_s):
                 health.reasons.append(_stalled(waiting, age, ready_window_s))
     health.ready = not health.reasons
     return health

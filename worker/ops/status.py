@@ -1,8 +1,12 @@
-"""One screen for the operator: queues, workers, throughput, dead letters, last deliveries.
+"""One screen for the operator: queues, workers, throughput, dead letters, last deliveries, and
+the messages held by consumers that are gone.
 
-:func:`collect_status` reads the broker (:mod:`worker.ops.inspect`) and the storage database;
-:func:`render` turns a :class:`Status` into aligned plain text, :meth:`Status.as_dict` into
-JSON-ready values. Throughput counts the last :data:`WINDOW_S` seconds:
+:func:`collect_status` reads the broker and the storage database, each at one instant: the
+broker's figures in one round trip (on Redis one MULTI: queues, unacknowledged messages and
+their holders, connected workers), then at once the database's in one read transaction; the
+screen prints both instants. :func:`render` turns a :class:`Status` into aligned plain text,
+:meth:`Status.as_dict` into JSON-ready values. Throughput counts the last :data:`WINDOW_S`
+seconds:
 
 * intake: envelopes settled, i.e. the distinct message ids with a receipt from a storage sink,
   plus the dead letters of the stages that end an envelope (intake, parse, validate,
@@ -15,6 +19,10 @@ JSON-ready values. Throughput counts the last :data:`WINDOW_S` seconds:
 The last success of a sink is its latest receipt with outcome delivered, inserted, unchanged
 or revised (not ``withheld``: nothing was sent). Nothing is written anywhere: a database that
 was never migrated shows its figures as unknown, with a note, instead of being created.
+
+A message is held by a lost consumer when the consumer that took it is gone (on Redis: no
+connection of its name is left, :mod:`worker.queue.broker`): it waits for the visibility
+timeout (its return time is shown), or ``cable-ingest put-back`` returns it at once.
 """
 
 from __future__ import annotations
@@ -23,14 +31,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from worker.ops.inspect import QueueInfo, WorkerInfo, inspect_queues, workers_online
-from worker.ops.reparse import reparse_lines, reparse_runs
+from worker.ops.reparse import reparse_lines
 from worker.queue.app import CableIngestApp, create_app
-from worker.queue.brokers import broker_for
+from worker.queue.brokers import Held, QueueInfo, Worker, broker_for, describe_holder
 from worker.queue.names import REPARSE_QUEUE, consumed_queues, sink_queue
 from worker.routing.config import Config
 from worker.settings import Settings, redact_url
-from worker.storage import DeadLetterStore, ReceiptStore, utc_iso
+from worker.storage import utc_iso
+from worker.storage.overview import OverviewStore
 from worker.storage.probe import is_migrated
 from worker.storage.reparse import Progress
 
@@ -54,19 +62,28 @@ class SinkStatus:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """Everything on the screen, as read at ``at``."""
+    """Everything on the screen: the broker's figures as read at ``at``, the database's as
+    read at ``database_at`` (right after; None: not read)."""
 
     at: datetime
     broker: str
     database: str
     batch_size: int
     queues: list[QueueInfo]
-    workers: list[WorkerInfo] | None  # None: the broker cannot tell (embedded broker)
+    workers: list[Worker] | None  # None: the broker cannot tell (embedded broker)
     intake_settled_last_window: int | None
     sinks: list[SinkStatus]
     dead_letters: dict[str, int] | None  # by stage; None: unknown
     notes: list[str] = field(default_factory=list)
     reparse: list[Progress] | None = None  # unfinished reparse runs; None: unknown
+    held: list[Held] = field(default_factory=list)  # unacknowledged, by queue and holder
+    database_at: datetime | None = None
+    visibility_timeout: int | None = None  # seconds (Redis); None: the broker has none
+
+    @property
+    def lost(self) -> list[Held]:
+        """Messages held by consumers that are gone."""
+        return [h for h in self.held if h.alive is False]
 
     @property
     def intake_dead_letters(self) -> int | None:
@@ -80,12 +97,22 @@ class Status:
         sinks = [{**asdict(s), "last_success": utc_iso(s.last_success)} for s in self.sinks]
         return {
             "at": utc_iso(self.at),
+            "database_at": utc_iso(self.database_at),
             "broker": self.broker,
             "database": self.database,
             "batch_size": self.batch_size,
             "window_s": WINDOW_S,
+            "visibility_timeout_s": self.visibility_timeout,
             "workers": None if self.workers is None else [asdict(w) for w in self.workers],
             "queues": [asdict(q) for q in self.queues],
+            "held": [
+                {
+                    **asdict(h),
+                    "taken_at": _iso(h.taken_at),
+                    "returns_at": _iso(h.returns_at),
+                }
+                for h in self.held
+            ],
             "intake": {
                 "settled_last_window": self.intake_settled_last_window,
                 "dead_letters": self.intake_dead_letters,
@@ -106,23 +133,27 @@ class _Figures:
     last_success: dict[str, datetime]
     dead_by_stage: dict[str, int]
     reparse: list[Progress]
+    read_at: datetime | None
 
 
 def collect_status(settings: Settings, app: CableIngestApp | None = None) -> Status:
-    """Read the broker and the database now; BrokerUnavailableError, TransientSinkError…"""
+    """Read the broker, then at once the database; BrokerUnavailableError, TransientSinkError…"""
     app = app or create_app(settings)
     config: Config = app.sinks_config
     names = consumed_queues(config)
-    at = datetime.now(UTC)
-    queues = inspect_queues(app, settings, names, at.timestamp())
-    workers = workers_online(app, settings)
-    notes: list[str] = []
-    notes.extend(broker_for(settings).notes())
+    broker = broker_for(settings)
+    notes = broker.notes()
+    migrated = is_migrated(settings.database_url)  # before the clock: it opens a connection
+    snapshot = broker.snapshot(app, names)
+    at = datetime.fromtimestamp(snapshot.at, UTC)
     storage = [s.name for s in config.sinks.values() if not s.notifies]
-    figures = _read_database(settings.database_url, storage, at - timedelta(seconds=WINDOW_S))
-    if figures is None:
+    figures = None
+    if migrated:
+        since = at - timedelta(seconds=WINDOW_S)
+        figures = _read_database(settings.database_url, storage, list(config.sinks), since)
+    else:
         notes.append("the database has no tables yet (`cable-ingest migrate` makes them)")
-    figs, known = figures or _Figures({}, 0, {}, {}, []), figures is not None
+    figs, known = figures or _Figures({}, 0, {}, {}, [], None), figures is not None
     sinks = [
         SinkStatus(
             *(sink.name, sink.type, sink_queue(sink.name)),
@@ -137,33 +168,38 @@ def collect_status(settings: Settings, app: CableIngestApp | None = None) -> Sta
         broker=redact_url(settings.broker_url),
         database=redact_url(settings.database_url),
         batch_size=settings.batch_size,
-        queues=queues,
-        workers=workers,
+        queues=snapshot.queues,
+        workers=snapshot.workers,
         intake_settled_last_window=figs.settled if known else None,
         sinks=sinks,
         dead_letters=figs.dead_by_stage if known else None,
         notes=notes,
         reparse=figs.reparse if known else None,
+        held=snapshot.held,
+        database_at=figs.read_at,
+        visibility_timeout=settings.visibility_timeout if broker.broadcast else None,
     )
 
 
-def _read_database(url: str, storage: list[str], since: datetime) -> _Figures | None:
-    if not is_migrated(url):
-        return None
-    receipts, letters = ReceiptStore(url), DeadLetterStore(url)
+def _read_database(
+    url: str, storage: list[str], sinks: list[str], since: datetime
+) -> _Figures:
+    """Every figure of the screen in one read transaction: one instant of the database."""
+    store = OverviewStore(url)
     try:
-        activity = receipts.activity(since, storage)
-        failed = letters.count_since(since, [*INTAKE_STAGES, *(f"sink:{s}" for s in storage)])
-        return _Figures(
-            activity.by_sink,
-            activity.stored + failed,
-            activity.last_success,
-            letters.counts_by_stage(),
-            reparse_runs(url, since),
-        )
+        stages = [*INTAKE_STAGES, *(f"sink:{s}" for s in storage)]
+        read = store.figures(since, storage, sinks, stages)
     finally:
-        receipts.close()
-        letters.close()
+        store.close()
+    recent = read.activity
+    settled = recent.stored + read.failed_since
+    return _Figures(
+        recent.by_sink, settled, recent.last_success, read.dead_by_stage, read.reparse, read.read_at
+    )
+
+
+def _iso(at: float | None) -> str | None:
+    return None if at is None else utc_iso(datetime.fromtimestamp(round(at, 3), UTC))
 
 
 def human_age(seconds: float) -> str:
@@ -183,14 +219,51 @@ def _shown(value: int | str | None) -> str:
     return value if isinstance(value, str) else _known(value)
 
 
-def _workers(workers: list[WorkerInfo] | None) -> str:
+def _workers(workers: list[Worker] | None) -> str:
     if workers is None:
-        return f"{NA} (the embedded broker has no broadcast: check the worker processes)"
+        return f"{NA} (this broker cannot tell: check the worker processes)"
     if not workers:
-        return "0 online (none answered within 1 s)"
-    running = sum(w.active_tasks for w in workers)
-    listed = ", ".join(f"{w.name} ({w.active_tasks})" for w in workers)
-    return f"{len(workers)} online, {running} tasks running: {listed}"
+        return "0 online (no worker is connected to the broker)"
+    held = sum(w.held for w in workers)
+    listed = ", ".join(f"{w.name} ({w.held})" for w in workers)
+    return f"{len(workers)} online, holding {held} messages: {listed}"
+
+
+def _lost_lines(status: Status) -> list[str]:
+    """One line per queue and lost holder: how many, and when they come back."""
+    lost = status.lost
+    if not lost:
+        return []
+    total = sum(h.messages for h in lost)
+    if status.visibility_timeout is None:  # embedded: a running worker takes them back
+        how = "back on their queues within seconds of a worker running"
+    else:
+        how = f"VISIBILITY_TIMEOUT {status.visibility_timeout} s"
+    lines = [f"held by lost consumers: {total} message{'s' if total != 1 else ''} ({how})"]
+    now = status.at.timestamp()
+    for held in lost:
+        when = ""
+        if held.returns_at is not None:
+            at = datetime.fromtimestamp(held.returns_at, UTC).replace(microsecond=0)
+            due = "due now" if held.returns_at <= now else f"in {human_age(held.returns_at - now)}"
+            when = f": back on the queue at {utc_iso(at)} ({due})"
+        plural = "s" if held.messages != 1 else ""
+        lines.append(f"  {held.queue}: {held.messages} message{plural} of"
+                     f" {describe_holder(held.holder)}{when}")  # fmt: skip
+    if status.visibility_timeout is not None:
+        lines.append("  `cable-ingest put-back` returns them now (it never touches what a live"
+                     " worker holds)")  # fmt: skip
+    return [*lines, ""]
+
+
+def _instants(status: Status) -> str:
+    def clock(at: datetime) -> str:
+        return at.astimezone(UTC).strftime("%H:%M:%S.%f")[:-3] + "Z"
+
+    read = f"read      broker at {clock(status.at)} (one round trip)"
+    if status.database_at is not None:
+        read += f", database at {clock(status.database_at)} (one transaction)"
+    return read
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:
@@ -207,7 +280,7 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 def render(status: Status, width: int = 0) -> list[str]:
     """The screen as lines, each cut to ``width`` characters (0: no limit)."""
     rows: list[tuple[str, ...]] = [
-        ("QUEUE", "WAITING", "UNACKED", "OLDEST", f"LAST {WINDOW_S}S", "LAST OK", "DEAD")
+        ("QUEUE", "WAITING", "UNACKED", "LOST", "OLDEST", f"LAST {WINDOW_S}S", "LAST OK", "DEAD")
     ]
     by_name = {sink.queue: sink for sink in status.sinks}
     for queue in status.queues:
@@ -227,8 +300,8 @@ def render(status: Status, width: int = 0) -> list[str]:
             ok = NA if status.dead_letters is None else "never"
             if sink.last_success is not None:
                 ok = human_age((status.at - sink.last_success).total_seconds()) + " ago"
-        row = (queue.name, str(queue.depth), str(queue.unacked), oldest, _shown(done), ok)
-        rows.append((*row, _shown(dead)))
+        row = (queue.name, str(queue.depth), str(queue.unacked), _known(queue.lost), oldest)
+        rows.append((*row, _shown(done), ok, _shown(dead)))
     stages = status.dead_letters
     letters = NA
     if stages is not None:
@@ -240,12 +313,15 @@ def render(status: Status, width: int = 0) -> list[str]:
         f"broker    {status.broker}",
         f"database  {status.database}",
         f"workers   {_workers(status.workers)}",
+        _instants(status),
         "",
         *_table(rows),
         "",
+        *_lost_lines(status),
         f"dead letters by stage: {letters}",
         *reparse_lines(status.reparse or [], status.at, human_age),
-        f"WAITING, UNACKED: broker messages (intake: up to {status.batch_size} cables each)",
+        f"WAITING, UNACKED: broker messages (intake: up to {status.batch_size} cables each);"
+        " LOST: unacked, held by consumers that are gone",
         f"LAST {WINDOW_S}S: cables settled (intake, reparse), receipts (sinks); LAST OK: last"
         " success; DEAD: dead letters held",
         *(f"note: {note}" for note in status.notes),

@@ -33,6 +33,7 @@ from worker.queue.names import (
     publish,
     sink_queue,
 )
+from worker.queue.policy import HARD_LIMIT_GRACE_S, longest_hold
 from worker.queue.runtime import Runtime
 from worker.routing.config import Config, load_config
 from worker.settings import Settings
@@ -51,6 +52,8 @@ __all__ = [
     "publish",
     "sink_queue",
 ]
+
+log = logs.get_logger("worker.queue.app")
 
 SERIALIZER = "orjson"
 PUBLISH_RETRY_POLICY = {
@@ -124,7 +127,7 @@ def celery_config(settings: Settings, config: Config) -> dict[str, Any]:
         },
         # a parse is bounded; a batch that runs away is killed and its message redelivered
         "task_soft_time_limit": settings.task_time_limit,
-        "task_time_limit": settings.task_time_limit + 30,
+        "task_time_limit": settings.task_time_limit + HARD_LIMIT_GRACE_S,
         # logging is structlog's (worker.logs), not Celery's own handlers
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
@@ -185,9 +188,33 @@ def _prepare(sender: Any = None, **_: object) -> None:
     celery = _ours(getattr(sender, "app", None))
     if celery is None:
         return
-    prepare_broker(celery.settings)
-    upgrade(celery.settings.database_url)
-    metrics.prepare_metrics_dir(metrics.default_metrics_dir(celery.settings))
+    broker.mark_worker_process()  # its connections to Redis say so, before any is made
+    settings = celery.settings
+    prepare_broker(settings)
+    upgrade(settings.database_url)
+    metrics.prepare_metrics_dir(metrics.default_metrics_dir(settings))
+    needed = longest_hold(settings.task_time_limit, settings.prefetch_multiplier)
+    if broker_for(settings).broadcast and settings.visibility_timeout < needed:
+        log.warning("visibility_timeout_short", visibility_timeout_s=settings.visibility_timeout,
+                    needed_s=needed, reason="a message a live worker holds may be handed out "
+                    "twice; raise CABLE_INGEST_VISIBILITY_TIMEOUT")  # fmt: skip
+
+
+@signals.worker_ready.connect
+def _put_back_lost(sender: Any = None, **_: object) -> None:
+    """At start-up, what consumers that are gone still hold goes back on its queues now rather
+    than after the visibility timeout (on Redis: holders whose connections Redis no longer
+    lists, a proof they are gone; never what a live worker holds)."""
+    celery = _ours(getattr(sender, "app", None))
+    if celery is None:
+        return
+    try:
+        count = broker_for(celery.settings).put_back()
+    except Exception as error:  # the timeout still returns them: start consuming regardless
+        log.warning("put_back_failed", error=f"{error}"[:300], error_class=type(error).__name__)
+        return
+    if count:
+        log.warning("lost_messages_put_back", count=count)
 
 
 @signals.worker_process_shutdown.connect

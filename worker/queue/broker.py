@@ -25,6 +25,19 @@ popped message is pushed back onto its queue (flagged redelivered) as soon as Re
 again, retrying for as long as a publish would, before the error goes on. Registered as the
 ``redis`` and ``rediss`` transports, and with kombu's Sentinel channel as ``sentinel``.
 
+Redis again: kombu's ``unacked`` hash says what was taken, not by whom, so a message whose
+worker was killed waits out the visibility timeout even when a new worker starts at once.
+:class:`RedisChannel` names every connection it opens (``CLIENT SETNAME``,
+``cable-ingest/<role>/<host>/<pid>/<serial>``, one serial per channel) and :class:`RedisQoS`
+records that name beside kombu's own record of each message it takes, in the same MULTI
+(hash ``cable-ingest:held-by``), and removes it with kombu's. Redis lists a connection for as
+long as its process lives (a killed process's sockets are closed by the kernel at once; a dead
+host's after Redis's ``tcp-keepalive``), and a consumer that lost its connection gives up what
+it held and reconnects under a new serial: so a holder whose name Redis no longer lists is
+gone, and :func:`put_back_lost` returns its messages (kombu's own restore, in a WATCH
+transaction) without ever touching a live consumer's. :func:`redis_snapshot` reads the queues,
+the unacknowledged messages, their holders and the connections in one MULTI.
+
 Both channels take from their queues in :mod:`worker.queue.order`'s order: round robin among
 the live queues, ``reparse`` only when they are empty.
 """
@@ -35,9 +48,11 @@ import contextlib
 import copy
 import fcntl
 import os
+import socket
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from queue import Empty
 from time import monotonic
 from typing import Any, cast
@@ -176,6 +191,35 @@ def reclaim(held_root: str, queue_folder: str) -> int:
     return returned
 
 
+def holders(held_root: str) -> list[tuple[str, bool, list[str]]]:
+    """Each consumer's folder: (its name, whether it is alive, the messages it holds). Alive
+    means its lock is held; taking the lock for a moment to tell delays a reclaim (which skips
+    a folder it cannot lock) by one round, nothing more."""
+    found: list[tuple[str, bool, list[str]]] = []
+    try:
+        owners = sorted(os.listdir(held_root))
+    except FileNotFoundError:
+        return found
+    for owner in owners:
+        folder = os.path.join(held_root, owner)
+        try:
+            messages = sorted(n for n in os.listdir(folder) if n.endswith(".msg"))
+            fd = os.open(os.path.join(folder, LOCK), os.O_RDWR)
+        except OSError:
+            continue  # being created, removed or reclaimed
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            alive = True
+        else:
+            alive = False
+        finally:
+            os.close(fd)  # closing lets go of the lock, if it was taken here
+        if messages:
+            found.append((owner, alive, messages))
+    return found
+
+
 def held_messages(held_root: str) -> list[str]:
     """The names of the messages consumers hold (claimed, not yet acknowledged)."""
     names: list[str] = []
@@ -291,16 +335,38 @@ class Transport(filesystem.Transport):
 
 
 class RedisQoS(kombu_redis.QoS):
-    """kombu's Redis QoS, which puts a popped message back when it cannot record it."""
+    """kombu's Redis QoS, which records who holds each unacknowledged message, and puts a
+    popped message back when it cannot record it."""
 
     def append(self, message: Any, delivery_tag: str) -> None:
-        """Record ``message`` as unacknowledged; if Redis is gone, put it back first."""
+        """Record ``message`` as unacknowledged, held by this channel; if Redis is gone, put
+        it back first."""
         channel: Any = self.channel  # the stubs lack the Redis channel's members
         try:
-            super().append(message, delivery_tag)
+            self._record(message, delivery_tag)
         except channel.connection_errors as error:
             self._put_back(message, error)
             raise
+
+    def _record(self, message: Any, delivery_tag: str) -> None:
+        """kombu's own record (the index entry, the hash entry ``[message, exchange,
+        routing key]``) and the holder's name, in one MULTI: no message is held unnamed."""
+        channel: Any = self.channel
+        info = message.delivery_info
+        exchange, routing_key = info["exchange"], info["routing_key"]
+        now = time.time()
+        holder = dumps([channel.holder, exchange, routing_key, now])
+        with self.pipe_or_acquire() as pipe:
+            pipe.zadd(self.unacked_index_key, {delivery_tag: now})
+            pipe.hset(self.unacked_key, delivery_tag, dumps([message._raw, exchange, routing_key]))
+            pipe.hset(HOLDERS_KEY, delivery_tag, holder)
+            pipe.execute()
+        virtual.QoS.append(self, message, delivery_tag)
+
+    def _remove_from_indices(self, delivery_tag: str, pipe: Any = None) -> Any:
+        """kombu's removal (acknowledged, rejected or restored), and the holder's name with it."""
+        kombus = super()._remove_from_indices(delivery_tag, pipe)  # type: ignore[misc]  # the stubs lack it
+        return kombus.hdel(HOLDERS_KEY, delivery_tag)
 
     def _put_back(self, message: Any, error: BaseException) -> None:
         channel: Any = self.channel
@@ -327,10 +393,26 @@ class RedisQoS(kombu_redis.QoS):
 
 class RedisChannel(kombu_redis.Channel):
     """kombu's Redis channel with :class:`RedisQoS`, taking from its queues in
-    :class:`~worker.queue.order.BackgroundLast` order."""
+    :class:`~worker.queue.order.BackgroundLast` order. Every connection it opens carries the
+    channel's name (``CLIENT SETNAME``, :func:`connection_name`): the holder of the messages
+    it takes, alive for as long as Redis lists a connection of that name."""
 
     QoS = RedisQoS
     queue_order_strategy = "worker.queue.order:BackgroundLast"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.holder = connection_name()  # before kombu's __init__, which connects
+        super().__init__(*args, **kwargs)
+        processes.track(self)
+
+    def after_fork(self) -> None:
+        """A forked child's connections (kombu drops the parent's) get a name of its own."""
+        self.holder = connection_name()
+
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        params = super()._connparams(asynchronous)  # type: ignore[misc]  # the stubs lack it
+        params["client_name"] = self.holder
+        return params
 
 
 class RedisTransport(kombu_redis.Transport):
@@ -339,12 +421,10 @@ class RedisTransport(kombu_redis.Transport):
     Channel = RedisChannel
 
 
-class SentinelChannel(kombu_redis.SentinelChannel):
+class SentinelChannel(RedisChannel, kombu_redis.SentinelChannel):
     """kombu's Sentinel channel (the primary the sentinels name) with what :class:`RedisChannel`
-    adds: :class:`RedisQoS` and the same order."""
-
-    QoS = RedisQoS
-    queue_order_strategy = RedisChannel.queue_order_strategy
+    adds: :class:`RedisQoS`, the same order, and named connections (kombu's Sentinel pool takes
+    the connection parameters, ``client_name`` included, from ``_connparams``)."""
 
 
 class SentinelTransport(kombu_redis.SentinelTransport):
@@ -353,57 +433,170 @@ class SentinelTransport(kombu_redis.SentinelTransport):
     Channel = SentinelChannel
 
 
-SCAN_COUNT = 500
+# --- who holds what, and putting back what the lost held ---------------------------------------
+
+HOLDERS_KEY = "cable-ingest:held-by"
+"""Hash beside kombu's ``unacked``: delivery tag -> ``[holder, exchange, routing key, taken at]``."""
+NAME_PREFIX = "cable-ingest"
+WORKER, POOL, CLIENT = "worker", "pool", "client"
 
 
-def redis_queues(channel: Any, names: Sequence[str]) -> list[tuple[int, int, list[bytes]]]:
-    """Per queue: messages waiting (every priority level, as kombu names the lists), entries
-    of kombu's ``unacked`` hash it would restore to the queue, and the next message out of each
-    level (kombu LPUSHes and pops from the right: ``LINDEX key -1``)."""
+class _Role:
+    """What this process is, in the names of its connections: a worker's main process (it
+    consumes), one of its pool processes, or any other client (producer, status, metrics)."""
+
+    def __init__(self) -> None:
+        self.name = CLIENT
+
+    def after_fork(self) -> None:
+        if self.name == WORKER:
+            self.name = POOL
+
+
+_ROLE = processes.track(_Role())
+
+
+def mark_worker_process() -> None:
+    """This process is a worker's main process (its forked children are its pool)."""
+    _ROLE.name = WORKER
+
+
+def connection_name() -> str:
+    """``cable-ingest/<role>/<host>/<pid>/<serial>``: unique to a channel, readable in
+    ``CLIENT LIST`` (Redis allows no spaces or control characters in a name)."""
+    host = "".join(c if "!" <= c <= "~" and c != "/" else "_" for c in socket.gethostname())
+    return f"{NAME_PREFIX}/{_ROLE.name}/{host or '_'}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+
+
+def parse_name(name: str) -> tuple[str, str, int] | None:
+    """(role, host, pid) of a name made by :func:`connection_name`; None for another name."""
+    parts = name.split("/")
+    if len(parts) != 5 or parts[0] != NAME_PREFIX or not parts[3].isdigit():
+        return None
+    return parts[1], parts[2], int(parts[3])
+
+
+@dataclass(frozen=True, slots=True)
+class Unacked:
+    """One entry of kombu's ``unacked`` hash: taken at ``taken_at`` (Unix time) by ``holder``
+    (None: not recorded), to be restored to ``queues``."""
+
+    tag: str
+    taken_at: float | None
+    holder: str | None
+    queues: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSnapshot:
+    """What Redis held at one instant (one MULTI): per queue its depth and the next message out
+    of each priority level, the unacknowledged messages, and the connections (None: Redis
+    refused ``CLIENT LIST``, or the channel is not this project's, which names none: the
+    holders are unknown)."""
+
+    at: float
+    queues: list[tuple[int, list[bytes]]]
+    unacked: list[Unacked]
+    connections: list[dict[str, str]] | None
+
+    def names(self, db: int | None = None) -> set[str]:
+        """Names of the connections (of database ``db`` only, when given)."""
+        return {
+            c.get("name", "")
+            for c in self.connections or []
+            if db is None or c.get("db") == str(db)
+        } - {""}
+
+
+def redis_snapshot(channel: Any, names: Sequence[str]) -> RedisSnapshot:
+    """Depth and next-out messages of each queue (every priority level, as kombu names the
+    lists), kombu's unacknowledged messages with their holders, and the connections, all read
+    in one MULTI: the figures of one instant. (Only the routes of messages recorded without
+    a holder are read after it, from kombu's own record.)"""
     prefix: str = channel.global_keyprefix  # kombu's client prefixes only some commands
     client = redis.Redis(connection_pool=channel.pool)  # so every key is prefixed here
     keys = {
         name: list(dict.fromkeys(channel._q_for_pri(name, pri) for pri in channel.priority_steps))
         for name in names
     }
-    with client.pipeline(transaction=False) as pipe:
-        for name in names:
-            for key in keys[name]:
-                pipe.llen(prefix + key)
-                pipe.lindex(prefix + key, -1)
-        replies = pipe.execute()
-    unacked = _redis_unacked(channel, client, prefix + channel.unacked_key, names)
-    found: list[tuple[int, int, list[bytes]]] = []
+    named = isinstance(channel, RedisChannel)  # kombu's own (Sentinel) names no connection
+    try:
+        replies, connections = _read_all(client, prefix, channel, keys, with_clients=named)
+    except redis.ResponseError:  # CLIENT LIST refused (ACL, renamed command): holders unknown
+        replies, connections = _read_all(client, prefix, channel, keys, with_clients=False)
+    at = time.time()
+    levels = iter(replies)
+    queues: list[tuple[int, list[bytes]]] = []
     for name in names:
         depth, nexts = 0, []
         for _key in keys[name]:
-            length, oldest = replies.pop(0), replies.pop(0)
+            length, oldest = next(levels), next(levels)
             depth += int(length)
             if oldest is not None:
                 nexts.append(oldest)
-        found.append((depth, unacked.get(name, 0), nexts))
-    return found
-
-
-def _redis_unacked(
-    channel: Any, client: redis.Redis, key: str, names: Sequence[str]
-) -> dict[str, int]:
-    """Entries of the unacked hash by the queue kombu would restore them to."""
-    wanted = set(names)
-    counts: dict[str, int] = {}
-    routes: dict[tuple[str, str], list[str]] = {}
-    for _tag, raw in client.hscan_iter(key, count=SCAN_COUNT):
+        queues.append((depth, nexts))
+    tags = [_text(tag) for tag in next(levels)]
+    index, holders_raw = next(levels), next(levels)
+    taken = {_text(tag): float(score) for tag, score in index}
+    holders: dict[str, str] = {}
+    routes: dict[str, tuple[str, str]] = {}
+    for tag, raw in holders_raw.items():
         try:
-            _message, exchange, routing_key = orjson.loads(raw)
+            holder, exchange, routing_key, _at = orjson.loads(raw)
         except (orjson.JSONDecodeError, TypeError, ValueError):
-            continue  # not kombu's: not ours to count
-        route = (str(exchange or ""), str(routing_key or ""))
-        if route not in routes:
-            routes[route] = _restored_to(channel, *route)
-        for queue in routes[route]:
-            if queue in wanted:
-                counts[queue] = counts.get(queue, 0) + 1
-    return counts
+            continue  # not ours: the route comes from kombu's record below
+        holders[_text(tag)] = str(holder)
+        routes[_text(tag)] = (str(exchange or ""), str(routing_key or ""))
+    unrouted = [tag for tag in tags if tag not in routes]
+    payloads = client.hmget(prefix + channel.unacked_key, unrouted) if unrouted else []
+    for tag, raw in zip(unrouted, payloads, strict=True):
+        try:
+            _message, exchange, routing_key = orjson.loads(raw or b"")
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            continue  # acknowledged meanwhile, or not kombu's
+        routes[tag] = (str(exchange or ""), str(routing_key or ""))
+    wanted, found = set(names), {}
+    unacked = []
+    for tag in tags:
+        route = routes.get(tag)
+        if route is not None and route not in found:
+            found[route] = tuple(_queues_of(channel, wanted, *route))
+        queues_of = found[route] if route is not None else ()
+        unacked.append(Unacked(tag, taken.get(tag), holders.get(tag), queues_of))
+    return RedisSnapshot(at, queues, unacked, connections)
+
+
+def _read_all(
+    client: redis.Redis, prefix: str, channel: Any, keys: dict[str, list[str]], *, with_clients: bool
+) -> tuple[list[Any], list[dict[str, str]] | None]:
+    """One MULTI: per queue level LLEN and LINDEX -1, then kombu's unacked tags and index,
+    the holders, and CLIENT LIST (when ``with_clients``)."""
+    with client.pipeline(transaction=True) as pipe:
+        for levels in keys.values():
+            for key in levels:
+                pipe.llen(prefix + key)
+                pipe.lindex(prefix + key, -1)
+        pipe.hkeys(prefix + channel.unacked_key)
+        pipe.zrange(prefix + channel.unacked_index_key, 0, -1, withscores=True)
+        pipe.hgetall(prefix + HOLDERS_KEY)
+        if with_clients:
+            pipe.client_list()
+        replies: list[Any] = pipe.execute()
+    connections = replies.pop() if with_clients else None
+    return replies, connections
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _queues_of(channel: Any, wanted: set[str], exchange: str, routing_key: str) -> list[str]:
+    """The queues kombu's restore would push a message to: this application's routes (a
+    queue's own direct exchange, or the default one) without a round trip, others from the
+    exchange's bindings."""
+    if routing_key in wanted and exchange in ("", routing_key):
+        return [routing_key]
+    return _restored_to(channel, exchange, routing_key)
 
 
 def _restored_to(channel: Any, exchange: str, routing_key: str) -> list[str]:
@@ -413,6 +606,32 @@ def _restored_to(channel: Any, exchange: str, routing_key: str) -> list[str]:
     except KeyError:
         queues = []
     return queues or [routing_key]  # unbound: the default exchange routes by queue name
+
+
+def lost(snapshot: RedisSnapshot) -> list[Unacked]:
+    """The unacknowledged messages whose holder is gone: it was named, and Redis lists no
+    connection of that name. None when Redis would not list its connections."""
+    if snapshot.connections is None:
+        return []
+    alive = snapshot.names()
+    return [u for u in snapshot.unacked if u.holder is not None and u.holder not in alive]
+
+
+def put_back_lost(channel: Any, names: Sequence[str] = ()) -> list[Unacked]:
+    """Put every message whose holder is gone back on its queue, flagged redelivered (kombu's
+    restore, in a WATCH transaction: a message acknowledged or restored meanwhile is not
+    pushed twice); return them. A holder is gone when Redis no longer lists a connection
+    with its name: a live consumer keeps its connections (and a reconnecting one takes a new
+    name, having given up what it held); so a live consumer's messages are never put back."""
+    snapshot = redis_snapshot(channel, names)
+    returned = []
+    client = channel.client
+    for entry in lost(snapshot):
+        channel.qos.restore_by_tag(entry.tag, client)
+        returned.append(entry)
+        log.warning("message_put_back", delivery_tag=entry.tag, holder=entry.holder,
+                    queue=",".join(entry.queues), reason="its holder is gone")  # fmt: skip
+    return returned
 
 
 def register() -> None:

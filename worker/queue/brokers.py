@@ -2,9 +2,11 @@
 
 :func:`broker_for` is the one place that looks at the broker URL's scheme. A :class:`Broker`
 answers: kombu's transport options and the worker flags it needs, the queues (depth,
-unacknowledged, age of the oldest waiting), whether it answers, the readiness key (when a task
-was last acknowledged), and putting back what a lost consumer held. The kombu internals both
-implementations rely on live in :mod:`worker.queue.broker`, and nowhere else.
+unacknowledged, age of the oldest waiting), a :class:`Snapshot` of queues, workers and held
+messages read at one instant, whether it answers, the readiness key (when a task was last
+acknowledged), and putting back what a consumer that is gone held (never what a live one
+holds). The kombu internals both implementations rely on live in :mod:`worker.queue.broker`,
+and nowhere else.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -63,12 +65,49 @@ class BrokerUnavailableError(UnavailableError):
 
 @dataclass(frozen=True, slots=True)
 class QueueInfo:
-    """One queue: messages waiting, delivered but not acknowledged, age of the oldest waiting."""
+    """One queue: messages waiting, delivered but not acknowledged, age of the oldest waiting,
+    and how many of the unacknowledged ones consumers that are gone hold."""
 
     name: str
     depth: int
     unacked: int
     oldest_age_s: float | None  # None: nothing waits, or the next out has no published_at
+    lost: int | None = None  # held by consumers that are gone; None: the broker cannot tell
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Unacknowledged messages of one queue held by one consumer."""
+
+    queue: str
+    holder: str | None  # the consumer's name (Redis: its connections' name); None: unknown
+    alive: bool | None  # the holder is still there; None: the broker cannot tell
+    messages: int
+    taken_at: float | None  # when the earliest was taken (Unix time); None: unknown
+    returns_at: float | None  # when the visibility timeout returns the earliest (Redis only)
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A worker process connected to the broker, and how many messages it holds."""
+
+    name: str  # host:pid
+    held: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The broker's figures read at one instant ``at`` (Unix time)."""
+
+    at: float
+    queues: list[QueueInfo]
+    workers: list[Worker] | None  # None: the broker cannot tell (embedded, in-process)
+    held: list[Held]
+
+    @property
+    def lost(self) -> list[Held]:
+        """Messages held by consumers that are gone."""
+        return [h for h in self.held if h.alive is False]
 
 
 class Broker(Protocol):
@@ -94,6 +133,10 @@ class Broker(Protocol):
         """Depth, unacked and oldest age of each queue, in order; BrokerUnavailableError."""
         ...
 
+    def snapshot(self, celery: Celery, names: Sequence[str]) -> Snapshot:
+        """Queues, workers and held messages read at one instant; BrokerUnavailableError."""
+        ...
+
     def ping(self) -> str | None:
         """None when the broker answers, else why not (for people)."""
         ...
@@ -107,7 +150,8 @@ class Broker(Protocol):
         ...
 
     def put_back(self) -> int:
-        """Return what consumers that are gone still held to their queues; how many."""
+        """Return what consumers that are gone still held to their queues; how many. Never
+        what a live consumer holds (it would be done twice)."""
         ...
 
     def notes(self) -> list[str]:
@@ -245,7 +289,8 @@ class Publisher:
 
 class RedisBroker:
     """Redis (``redis://``, ``rediss://``, ``sentinel://``): messages kombu restores after the
-    visibility timeout; readiness in a key of the broker's database."""
+    visibility timeout, or :meth:`put_back` as soon as their holder is gone; readiness in a
+    key of the broker's database."""
 
     broadcast = True
 
@@ -265,6 +310,9 @@ class RedisBroker:
         # worker's main process. Our bodies are JSON text already (make bench: no-op task on
         # Redis 5,222 -> 6,115 cables/s in batches of 100)
         options = {"visibility_timeout": self.settings.visibility_timeout, "body_encoding": "utf-8"}
+        # workers look for messages past the visibility timeout every 10 s (kombu's default,
+        # every 10th look: 100 s late), so that status can say when they come back
+        options["unacked_restore_throttle"] = 1
         return options | self._sentinel  # sentinel://: the master's name, the sentinels' password
 
     def worker_flags(self) -> list[str]:
@@ -274,18 +322,35 @@ class RedisBroker:
         return None
 
     def queues(self, celery: Celery, names: Sequence[str], now: float) -> list[QueueInfo]:
-        with connection(celery, "reading the queues") as conn:
-            found = transports.redis_queues(cast(Any, conn.default_channel), names)
-        return [
-            QueueInfo(name, depth, unacked, _oldest(raws, now))
-            for name, (depth, unacked, raws) in zip(names, found, strict=True)
-        ]
+        del now  # ages are read against the moment of the snapshot
+        return self.snapshot(celery, names).queues
+
+    def snapshot(self, celery: Celery, names: Sequence[str]) -> Snapshot:
+        """One MULTI (:func:`worker.queue.broker.redis_snapshot`) on this process's client."""
+        del celery  # this process's own connection: no new one per look
+        try:
+            found = transports.redis_snapshot(self._channel(), names)
+        except (KombuError, redis.RedisError, OSError) as error:
+            where = redact_url(self.settings.broker_url)
+            message = f"broker {where}: reading the queues failed: {_short(error)}"
+            raise BrokerUnavailableError(message) from error
+        return _redis_figures(found, names, self.settings.visibility_timeout, self._db())
+
+    def _channel(self) -> Any:
+        self._redis()
+        assert self._connection is not None
+        return self._connection.default_channel
+
+    def _db(self) -> int:
+        return int(cast(Any, self._channel()).pool.connection_kwargs.get("db", 0))
 
     def _redis(self) -> redis.Redis:
         """This process's client, through kombu (Sentinel and failover URLs and the transport
         options as the worker has them), with short timeouts."""
         if self._client is None:
-            transports.register()  # before kombu resolves (and caches) the redis transport
+            # before kombu resolves (and caches) the redis transport: this project's Redis
+            # channel, which names its connections
+            transports.register()
             options = {**self.transport_options(), "max_retries": 0}
             options |= {
                 "socket_timeout": PROBE_TIMEOUT_S,
@@ -322,7 +387,14 @@ class RedisBroker:
         return raw
 
     def put_back(self) -> int:
-        return 0  # kombu restores unacknowledged messages after the visibility timeout
+        """What consumers that are gone held (Redis no longer lists a connection of their
+        name), back on their queues now rather than after the visibility timeout."""
+        try:
+            return len(transports.put_back_lost(self._channel()))
+        except (KombuError, redis.RedisError, OSError) as error:
+            where = redact_url(self.settings.broker_url)
+            message = f"broker {where}: putting messages back failed: {_short(error)}"
+            raise BrokerUnavailableError(message) from error
 
     def notes(self) -> list[str]:
         return []
@@ -360,6 +432,55 @@ def _sentinel_options(settings: Settings, password: str | None) -> tuple[str, di
     watch = _secret(settings.sentinel_password, settings.sentinel_password_file, "SENTINEL")
     options = {"master_name": master, "sentinel_kwargs": sentinel.sentinel_kwargs(watch)}
     return address.kombu_url(password), options
+
+
+def describe_holder(holder: str | None) -> str:
+    """``worker host:pid`` for a Redis connection name of this project (other roles: ``pool
+    host:pid``, ``client host:pid``); other names as they are."""
+    if holder is None:
+        return "a consumer that recorded no name"
+    parsed = transports.parse_name(holder)
+    if parsed is None:
+        return holder
+    role, host, pid = parsed
+    return f"{role} {host}:{pid}"
+
+
+def _redis_figures(
+    found: transports.RedisSnapshot, names: Sequence[str], visibility_timeout: int, db: int
+) -> Snapshot:
+    """Queues, workers and held messages from what one MULTI read."""
+    alive = None if found.connections is None else found.names()
+    held: dict[tuple[str, str | None], list[float | None]] = {}
+    for entry in found.unacked:
+        for queue in entry.queues:
+            held.setdefault((queue, entry.holder), []).append(entry.taken_at)
+    groups = []
+    for (queue, holder), times in sorted(held.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        known = [t for t in times if t is not None]
+        taken = min(known) if known else None
+        state = None if alive is None or holder is None else holder in alive
+        back = None if taken is None else taken + visibility_timeout
+        groups.append(Held(queue, holder, state, len(times), taken, back))
+    queues = []
+    for name, (depth, raws) in zip(names, found.queues, strict=True):
+        mine = [g for g in groups if g.queue == name]
+        lost = None if alive is None else sum(g.messages for g in mine if g.alive is False)
+        unacked = sum(g.messages for g in mine)
+        queues.append(QueueInfo(name, depth, unacked, _oldest(raws, found.at), lost))
+    workers = None
+    if found.connections is not None:
+        processes_seen: dict[tuple[str, int], int] = {}
+        for name in found.names(db):
+            parsed = transports.parse_name(name)
+            if parsed is not None and parsed[0] == transports.WORKER:
+                processes_seen.setdefault(parsed[1:], 0)
+        for entry in found.unacked:
+            parsed = transports.parse_name(entry.holder or "")
+            if parsed is not None and parsed[1:] in processes_seen and alive and entry.holder in alive:
+                processes_seen[parsed[1:]] += 1
+        workers = [Worker(f"{host}:{pid}", n) for (host, pid), n in sorted(processes_seen.items())]
+    return Snapshot(found.at, queues, workers, groups)
 
 
 def _oldest(raws: Sequence[bytes], now: float) -> float | None:
@@ -441,6 +562,25 @@ class EmbeddedBroker:
             found.append(QueueInfo(queue, len(waiting), unacked[f"{queue}.msg"], age))
         return found
 
+    def snapshot(self, celery: Celery, names: Sequence[str]) -> Snapshot:
+        """The queue folder's files, then the consumers' folders: whose lock is free, its
+        owner is gone (a running consumer puts its messages back within seconds)."""
+        at = time.time()
+        queues = self.queues(celery, names, at)
+        held: dict[tuple[str, str, bool], int] = Counter()
+        for owner, alive, messages in transports.holders(self.held_root):
+            for message in messages:
+                held[message.partition(".")[2].removesuffix(".msg"), owner, alive] += 1
+        groups = [
+            Held(queue, owner, alive, n, None, None)
+            for (queue, owner, alive), n in sorted(held.items())
+        ]
+        lost: Counter[str] = Counter()
+        for group in groups:
+            lost[group.queue] += 0 if group.alive else group.messages
+        queues = [replace(q, lost=lost[q.name]) for q in queues]
+        return Snapshot(at, queues, None, groups)
+
     def ping(self) -> str | None:
         folder = self.queue_folder
         probe = folder / f".probe-{os.getpid()}-{uuid.uuid4().hex}"  # never a message's name
@@ -513,6 +653,10 @@ class InProcessBroker:
     def queues(self, celery: Celery, names: Sequence[str], now: float) -> list[QueueInfo]:
         with connection(celery, "reading the queues"):
             return [QueueInfo(name, queue_depth(celery, name), 0, None) for name in names]
+
+    def snapshot(self, celery: Celery, names: Sequence[str]) -> Snapshot:
+        at = time.time()
+        return Snapshot(at, self.queues(celery, names, at), None, [])
 
     def ping(self) -> str | None:
         return None

@@ -21,7 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from worker.errors import CableIngestError, PermanentSinkError, TransientSinkError
-from worker.queue.retry import backoff
+from worker.queue.retry import CAP_S, backoff
+
+HARD_LIMIT_GRACE_S = 30
+"""The hard time limit of a task is its soft limit (``TASK_TIME_LIMIT``) plus this."""
+RETURN_MARGIN_S = 60
+"""What the visibility timeout keeps beyond the longest a worker may hold a message."""
 
 
 class Arrival(enum.Enum):
@@ -67,6 +72,25 @@ def on_failure(
         return GiveUp()
     wished = cause.retry_after if isinstance(cause, TransientSinkError) else None
     return Retry(wished if wished is not None else wait(retries))
+
+
+def longest_hold(task_time_limit: int, prefetch_multiplier: int) -> int:
+    """How long a live worker may hold a message unacknowledged, at most: reserved behind
+    ``prefetch_multiplier - 1`` others that each run to the hard time limit, then its own run;
+    or, as a retry, its countdown (the backoff's cap) and then its run. On Redis the visibility
+    timeout must be longer, or a message still held is handed out a second time."""
+    hard = task_time_limit + HARD_LIMIT_GRACE_S
+    return max(prefetch_multiplier * hard, int(CAP_S) + hard) + RETURN_MARGIN_S
+
+
+def longest_wait(visibility_timeout: int, task_time_limit: int) -> float:
+    """The longest a retry may be put off: the worker holds a retried message unacknowledged
+    until its countdown ends, then runs it up to the hard time limit, all within the visibility
+    timeout and its margin. A peer's Retry-After beyond that is cut to it; the backoff's own
+    waits (up to its cap) never are: a timeout that short is unsafe anyway, and the worker
+    says so when it starts."""
+    hard = task_time_limit + HARD_LIMIT_GRACE_S
+    return float(max(CAP_S, visibility_timeout - hard - RETURN_MARGIN_S))
 
 
 class RedeliveryLimitExceeded(CableIngestError):

@@ -268,12 +268,15 @@ def _run_guarded(  # noqa: PLR0917 - the one place both tasks share their policy
         if isinstance(decision, policy.GiveUp):
             _give_up_or_retry(task, give_up, failed, queue)
         else:
+            settings = runtime.settings  # a wait past the visibility timeout would run twice
+            longest = policy.longest_wait(settings.visibility_timeout, settings.task_time_limit)
+            countdown = min(decision.countdown, longest)
             log.warning(
                 "retried", task=task.name, attempt=retries + 1, size=size, stage=failed.stage,
-                countdown_s=round(decision.countdown, 3), error_class=type(failed.cause).__name__,
+                countdown_s=round(countdown, 3), error_class=type(failed.cause).__name__,
                 reason=str(failed.cause),
             )  # fmt: skip
-            raise task.retry(exc=exc, countdown=decision.countdown, queue=queue) from exc
+            raise task.retry(exc=exc, countdown=countdown, queue=queue) from exc
     if deliveries:
         runtime.receipts.forget_redelivery(key)
 

@@ -130,6 +130,18 @@ class Database:
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """One read-only transaction: every query in it sees the same snapshot of the database
+        (PostgreSQL: REPEATABLE READ; SQLite in WAL mode: from the transaction's first read)."""
+        engine = self.engine
+        if self.backend == "postgresql":
+            engine = engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        with engine.connect() as conn, conn.begin():
+            yield conn
+
     def dispose(self) -> None:
         """Close every pooled connection; the next use makes a new engine."""
         if self._engine is not None:

@@ -68,6 +68,40 @@ def insert_receipts(conn: Connection, backend: str, items: Sequence[Receipt]) ->
     conn.execute(dialect.insert(receipts).on_conflict_do_nothing(), rows)
 
 
+def last_receipts(
+    conn: Connection, sinks: Sequence[str], outcomes: Sequence[str] = ()
+) -> dict[str, datetime]:
+    """When each of ``sinks`` last gave a receipt (with one of ``outcomes``, when given): per
+    sink the newest by the (sink, delivered_at) index, not a scan of every receipt."""
+    found: dict[str, datetime] = {}
+    for sink in sinks:
+        query = select(receipts.c.delivered_at).where(receipts.c.sink == sink)
+        if outcomes:
+            query = query.where(receipts.c.outcome.in_(outcomes))
+        at = conn.execute(query.order_by(receipts.c.delivered_at.desc()).limit(1)).scalar()
+        if at is not None:
+            found[sink] = _aware(at)
+    return found
+
+
+def activity(
+    conn: Connection, since: datetime, storage_sinks: Sequence[str], sinks: Sequence[str]
+) -> Activity:
+    """Receipts since ``since`` by sink, envelopes the storage sinks settled since then, and
+    when each of ``sinks`` last succeeded (on ``conn``, in the caller's transaction)."""
+    recent = select(receipts.c.sink, func.count()).where(receipts.c.delivered_at >= since)
+    stored = select(func.count(receipts.c.message_id.distinct())).where(
+        receipts.c.delivered_at >= since, receipts.c.sink.in_(storage_sinks)
+    )
+    by_sink = {s: int(n) for s, n in conn.execute(recent.group_by(receipts.c.sink))}
+    count = int(conn.execute(stored).scalar_one())
+    return Activity(by_sink, count, last_receipts(conn, sinks, SUCCESS))
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
@@ -99,7 +133,7 @@ class ReceiptStore:
         rows = [
             {
                 "message_id": str(envelope["id"]),
-                "source": source if isinstance(source := envelope.get("source"), str) else None,
+                "source": _text(envelope.get("source")),
                 "sha256": str(envelope["sha256"]),
                 "accepted_at": now,
             }
@@ -152,26 +186,17 @@ class ReceiptStore:
         with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
             return [(message_id, _aware(when)) for message_id, when in conn.execute(query)]
 
-    def last_delivery_by_sink(self) -> dict[str, datetime]:
-        """When each sink last took an envelope."""
-        query = select(receipts.c.sink, func.max(receipts.c.delivered_at)).group_by(receipts.c.sink)
+    def last_delivery_by_sink(self, sinks: Sequence[str]) -> dict[str, datetime]:
+        """When each of ``sinks`` last took an envelope (sinks that never did are absent)."""
         with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
-            rows: list[Any] = list(conn.execute(query))
-        return {sink: _aware(at) for sink, at in rows if at is not None}
+            return last_receipts(conn, sinks)
 
-    def activity(self, since: datetime, storage_sinks: Sequence[str]) -> Activity:
+    def activity(
+        self, since: datetime, storage_sinks: Sequence[str], sinks: Sequence[str]
+    ) -> Activity:
         """Receipts since ``since`` by sink, envelopes stored since then, last successes."""
-        recent = select(receipts.c.sink, func.count()).where(receipts.c.delivered_at >= since)
-        stored = select(func.count(receipts.c.message_id.distinct())).where(
-            receipts.c.delivered_at >= since, receipts.c.sink.in_(storage_sinks)
-        )
-        last = select(receipts.c.sink, func.max(receipts.c.delivered_at))
-        last = last.where(receipts.c.outcome.in_(SUCCESS)).group_by(receipts.c.sink)
         with self._db.errors("reading receipts"), self._db.engine.connect() as conn:
-            by_sink = {s: int(n) for s, n in conn.execute(recent.group_by(receipts.c.sink))}
-            count = int(conn.execute(stored).scalar_one())
-            successes = {s: _aware(at) for s, at in conn.execute(last) if at is not None}
-        return Activity(by_sink, count, successes)
+            return activity(conn, since, storage_sinks, sinks)
 
     def count_redelivery(self, delivery_key: str) -> int:
         """Count one more delivery of a message that came back; return the count so far."""

@@ -323,16 +323,8 @@ class ReparseStore:
 
     def unfinished(self, since: datetime | None = None) -> list[Progress]:
         """Every unfinished run, oldest first (with ``since``: items settled since then)."""
-        query = (
-            select(reparse_runs.c.id)
-            .where(reparse_runs.c.finished_at.is_(None))
-            .order_by(reparse_runs.c.started_at)
-        )
         with self._db.errors("reading reparse runs"), self._db.engine.connect() as conn:
-            if not inspect(conn).has_table(reparse_runs.name):
-                return []  # before migration 0005: no run was ever started here
-            ids = list(conn.execute(query).scalars())
-            return [self._progress(conn, run_id, since) for run_id in ids]
+            return unfinished(conn, since)
 
     # --- the workers' side -------------------------------------------------------------------
 
@@ -392,6 +384,20 @@ class ReparseStore:
     def close(self) -> None:
         """Close this process's pooled connections."""
         self._db.dispose()
+
+
+def unfinished(conn: Connection, since: datetime | None = None) -> list[Progress]:
+    """Every unfinished run, oldest first, with the items settled since ``since`` (on
+    ``conn``, in the caller's transaction); none before migration 0005 made their table."""
+    if not inspect(conn).has_table(reparse_runs.name):
+        return []  # no run was ever started here
+    query = (
+        select(reparse_runs.c.id)
+        .where(reparse_runs.c.finished_at.is_(None))
+        .order_by(reparse_runs.c.started_at)
+    )
+    ids = list(conn.execute(query).scalars())
+    return [ReparseStore._progress(conn, run_id, since) for run_id in ids]
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Column,
     DateTime,
@@ -165,6 +166,15 @@ dead_letters = Table(
     Index(None, "message_id"),
 )
 
+dead_letter_counts = Table(
+    "dead_letter_counts",
+    metadata,
+    Column("stage", String(64), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+"""Dead letters held per stage, kept by triggers on ``dead_letters`` (migration 0008): what a
+scrape reads instead of counting the table."""
+
 receipts = Table(
     "receipts",
     metadata,
@@ -174,6 +184,7 @@ receipts = Table(
     Column("outcome", String(32), nullable=False),
     Column("delivered_at", UTCDateTime, nullable=False),
     Index(None, "delivered_at"),
+    Index(None, "sink", "delivered_at"),  # a sink's last receipt: one lookup (scrape, status)
 )
 """One row per envelope and sink that took it: the chain of custody's last link."""
 
