@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
+from contextlib import closing
 from pathlib import Path
 
-import orjson
-from tqdm import tqdm
-
+from worker.cli import exits
+from worker.cli.progress import Meter
 from worker.cli.run import run_job
-from worker.intake.enqueue import enqueue_paths
-from worker.intake.envelope import IntakeError
+from worker.cli.run_summary import FINISH, JSON_VERSION
+from worker.cli.store import write_json
+from worker.intake.enqueue import EnqueueSummary, enqueue_paths
 from worker.intake.producer import Producer
 from worker.intake.sources import count_hint
 from worker.logs import configure_logging
@@ -23,10 +25,6 @@ from worker.routing.config import load_config
 from worker.settings import Settings
 from worker.sinks import build_sinks
 from worker.storage import ReceiptStore, redact_url, upgrade
-
-
-def _report(error: IntakeError) -> None:
-    print(f"rejected ({error.reason_code}): {error}", file=sys.stderr)
 
 
 def _settings(config: str | None = None) -> Settings:
@@ -42,18 +40,34 @@ def _settings(config: str | None = None) -> Settings:
 def cmd_enqueue(args: argparse.Namespace) -> int:
     """Enqueue cables from files, folders, globs, archives, cables.csv or stdin."""
     settings = _settings()
-    interactive = sys.stderr.isatty()
-    total = count_hint(args.paths) if interactive else None
-    with tqdm(total=total, unit="cable", disable=not interactive, file=sys.stderr) as bar:
+    with closing(Meter("inputs", count_hint(args.paths))) as meter:
 
         def waiting(depth: int) -> None:
-            bar.set_postfix_str(f"waiting: intake queue holds ~{depth:,} cables")
+            meter.update(meter.done, f"waiting: intake queue holds ~{depth:,} cables")
 
         with Producer(settings, on_wait=waiting) as producer:
-            summary = enqueue_paths(args.paths, producer, on_rejected=_report, on_input=bar.update)
+            summary = enqueue_paths(
+                args.paths,
+                producer,
+                on_rejected=lambda rejection: meter.write(rejection.line()),
+                on_duplicate=lambda duplicate: meter.write(duplicate.line()),
+                on_input=meter.advance,
+                strict=args.strict,
+            )
+    code = enqueue_exit_code(summary)
     for line in summary.lines():
         print(line, file=sys.stderr)
-    return 1 if summary.rejected and args.strict else 0
+    if args.json:
+        document = {"version": JSON_VERSION, "command": "enqueue", "exit_code": code}
+        write_json(document | summary.as_dict())
+    return code
+
+
+def enqueue_exit_code(summary: EnqueueSummary) -> int:
+    """130 interrupted, 65 some input rejected, else 0 (worker.cli.exits)."""
+    if summary.stopped == "interrupted":
+        return exits.INTERRUPTED
+    return exits.DATA if summary.rejected else exits.OK
 
 
 def worker_argv(settings: Settings, queues: str, concurrency: int, loglevel: str) -> list[str]:
@@ -88,14 +102,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings,
         concurrency=args.concurrency or settings.worker_concurrency,
         stall_timeout=args.stall_timeout,
-        echo=lambda line: print(line, file=sys.stderr),
+        strict=args.strict,
     )
+    if args.config:
+        summary.finish = f"{FINISH} --config {shlex.quote(args.config)}"
     if args.json:
-        sys.stdout.buffer.write(orjson.dumps(summary.as_dict()) + b"\n")
+        write_json(summary.as_dict())
     else:
         for line in summary.lines():
             print(line)
-    return 0 if summary.complete else 1
+    return summary.exit_code
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -106,13 +122,18 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+STRICT_HELP = "stop at the first rejected input: nothing after it is read (exit 65)"
+JSON_HELP = "print the summary as one JSON document on stdout (README: the --json shape)"
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``enqueue``, ``worker``, ``run`` and ``migrate``."""
     enqueue = sub.add_parser("enqueue", help="put cables on the intake queue")
     enqueue.add_argument(
         "paths", nargs="+", metavar="PATH", help="file, folder, glob, archive, cables.csv or -"
     )
-    enqueue.add_argument("--strict", action="store_true", help="exit 1 when any input was rejected")
+    enqueue.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    enqueue.add_argument("--json", action="store_true", help=JSON_HELP)
     enqueue.set_defaults(func=cmd_enqueue)
 
     worker = sub.add_parser("worker", help="run a worker (intake, every sink's queue, reparse)")
@@ -130,7 +151,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=300.0,
         help="give up after this long without progress (s)",
     )
-    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    run.add_argument("--json", action="store_true", help=JSON_HELP)
     run.add_argument("--config", metavar="FILE", help="sinks and rules (TOML)")
     run.set_defaults(func=cmd_run)
 
