@@ -109,7 +109,7 @@ class RunSummary:
         dead-lettered, else 0 (worker.cli.exits)."""
         if self.stopped == "interrupted":
             return exits.INTERRUPTED
-        if self.missing or self.stopped is not None:
+        if self.missing:
             return exits.TEMPFAIL
         if self.enqueue.rejected or self.dead_inputs:
             return exits.DATA
