@@ -111,6 +111,8 @@ def test_enqueue_json_names_every_rejection_and_duplicate(tmp_path: Path) -> Non
     assert document["duplicate_inputs"] == [
         {"input": str(folder / "b-copy.txt"), "duplicate_of": str(folder / "a-cable.txt")}
     ]
+    assert document["dlq_list"].startswith("cable-ingest dlq list --since ")
+    assert "parse failures:    later, in the workers: cable-ingest dlq list --since " in done.stderr
 
 
 def test_enqueue_all_accepted_exits_0(tmp_path: Path) -> None:
@@ -146,7 +148,9 @@ def _writer(fifo: Path, reader: subprocess.Popen[str]) -> Iterator[TextIO]:
             break
         except OSError as error:  # ENXIO: no reader yet
             if error.errno != errno.ENXIO or reader.poll() is not None:
-                raise AssertionError(f"enqueue exited ({reader.returncode}), FIFO unread") from error
+                raise AssertionError(
+                    f"enqueue exited ({reader.returncode}), FIFO unread"
+                ) from error
             time.sleep(0.05)
     os.set_blocking(fd, True)
     with open(fd, "w", newline="", encoding="utf-8") as writer:

@@ -7,6 +7,7 @@ import dataclasses
 import shlex
 import sys
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 from worker.cli import exits
@@ -40,6 +41,7 @@ def _settings(config: str | None = None) -> Settings:
 def cmd_enqueue(args: argparse.Namespace) -> int:
     """Enqueue cables from files, folders, globs, archives, cables.csv or stdin."""
     settings = _settings()
+    started = datetime.now(UTC)
     with closing(Meter("inputs", count_hint(args.paths))) as meter:
 
         def waiting(depth: int) -> None:
@@ -55,11 +57,14 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                 strict=args.strict,
             )
     code = enqueue_exit_code(summary)
+    later = f"cable-ingest dlq list --since {started:%Y-%m-%dT%H:%M:%SZ}"
     for line in summary.lines():
         print(line, file=sys.stderr)
+    if summary.enqueued:
+        print(f"parse failures:    later, in the workers: {later}", file=sys.stderr)
     if args.json:
         document = {"version": JSON_VERSION, "command": "enqueue", "exit_code": code}
-        write_json(document | summary.as_dict())
+        write_json(document | summary.as_dict() | {"dlq_list": later})
     return code
 
 
