@@ -6,9 +6,10 @@ when ``CABLE_INGEST_BROKER_URL`` says so. The job waits until every enqueued env
 outcome in the database (a storage receipt or a dead letter), showing its progress, then
 until the broker holds no message of the run unacknowledged (so that the workers' log and
 counters are complete), and returns: the workers are told to stop (SIGTERM) and finish their
-warm shutdown in the background. Celery's own shutdown takes 4-5 s with nothing left to do
+warm shutdown in the background. Celery's own shutdown takes 2-5 s with nothing left to do
 (the embedded broker's consumer loop notices the signal after up to 2 s, billiard's pool
-threads sleep 0.8-1 s between checks), which ``run`` used to wait out with nothing printed.
+threads sleep 0.8-1 s between checks), which ``run`` used to wait out with nothing printed
+(``make bench``: bench/run_exit.py).
 
 If the workers die, or nothing settles for ``stall_timeout`` seconds, it stops waiting and
 reports the envelopes that have no outcome and what the broker still holds, so that nothing
