@@ -44,6 +44,7 @@ bench: $(STAMP)  ## throughput figures, with baselines measured in the same run 
 	$(BIN)/python -m bench.validators
 	$(BIN)/python -m bench.storage_size
 	$(BIN)/python -m bench.pipeline $(BENCH_ARGS)
+	$(BIN)/python -m bench.run_exit
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.scrape
 

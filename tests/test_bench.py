@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import pipeline
+from bench import pipeline, run_exit
 from tests.services import redis_db_url
 
 
@@ -26,3 +26,16 @@ def test_pipeline_benchmark_prints_every_row(capsys: pytest.CaptureFixture[str])
     assert "worker CPU" in row
     assert "steady load redis+sqlite" in out
     assert "end-to-end redis+sqlite / (2 x one-core parse+validate)" in out
+
+
+def test_run_exit_benchmark_prints_its_rows(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run`'s exit after its last outcome, and an idle worker's stop, on both brokers."""
+    with redis_db_url() as url:
+        monkeypatch.setattr(pipeline, "REDIS_URL", url)
+        assert run_exit.main(["--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    for broker in ("embedded", "redis"):
+        assert f"run {broker}+sqlite: exit after the last outcome" in out
+        assert f"idle worker {broker}: SIGTERM to exit" in out

@@ -75,9 +75,10 @@ def test_every_input_has_one_outcome_and_a_rerun_adds_nothing(
 ) -> None:
     """Inputs = rejected + duplicates + stored + dead-lettered, on every broker and database;
     the text that is no cable is a parse dead letter; the workers' metrics agree with the
-    summary; running again stores nothing new."""
+    summary the moment ``run`` returns; running again stores nothing new. Rejected and
+    dead-lettered inputs make the exit code 65."""
     code, first, stderr = run_cli(inputs.paths, batch_size="50", **services)
-    assert code == 0, stderr
+    assert code == 65, stderr
     _check_reconciles(first, inputs)
     counted = _counters(tmp_path / "var" / "metrics")
     assert counted["cable_ingest_cables_received_total"] == first["enqueued"]
@@ -91,7 +92,7 @@ def test_every_input_has_one_outcome_and_a_rerun_adds_nothing(
     assert letters == sum(first["dead_lettered"].values())
 
     code, second, stderr = run_cli(inputs.paths, batch_size="50", **services)
-    assert code == 0, stderr
+    assert code == 65, stderr
     _check_reconciles(second, inputs)
     assert second["stored"] == {"unchanged": sum(first["stored"].values())}
     assert second["dead_lettered"] == first["dead_lettered"]
@@ -105,7 +106,7 @@ def test_chain_of_custody_is_in_the_worker_log(
     storage is written by the ingest task itself; or received, dead_lettered with the stage)
     and never holds a cable's body."""
     code, summary, stderr = run_cli(inputs.paths)
-    assert code == 0, stderr
+    assert code == 65, stderr
     lines = (tmp_path / summary["worker_log"]).read_text(encoding="utf-8").splitlines()
     events = [orjson.loads(line) for line in lines if line.startswith("{")]
     by_message: dict[str, list[dict[str, Any]]] = {}

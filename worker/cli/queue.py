@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
+from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import orjson
-
-from worker.cli.dependencies import say, wait_for_broker, wait_for_database
+from worker.cli import exits
+from worker.cli.dependencies import wait_for_broker, wait_for_database
 from worker.cli.help import Subcommands, command
+from worker.cli.store import write_json
 from worker.settings import Settings
 from worker.settings import redact_url as redact_broker_url  # the storage's reads one URL only
 
 if TYPE_CHECKING:
-    from worker.intake.envelope import IntakeError
+    from worker.intake.enqueue import EnqueueSummary
 
-
-def _report(error: IntakeError) -> None:
-    print(f"rejected ({error.reason_code}): {error}", file=sys.stderr)
+STRICT_HELP = "stop at the first rejected input: nothing after it is read (exit 65)"
+JSON_HELP = "print the summary as one JSON document on stdout (README: the --json shape)"
 
 
 def _settings(config: str | None = None) -> Settings:
@@ -37,30 +39,48 @@ def _settings(config: str | None = None) -> Settings:
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
     """Enqueue cables from files, folders, globs, archives, cables.csv or stdin."""
-    from tqdm import tqdm
-
+    from worker.cli.progress import Meter
+    from worker.cli.run_summary import JSON_VERSION
     from worker.intake.enqueue import enqueue_paths
     from worker.intake.producer import Producer
     from worker.intake.sources import count_hint
 
     settings = _settings()
     wait_for_broker(settings)
-    interactive = sys.stderr.isatty()
-    total = count_hint(args.paths) if interactive else None
-    with tqdm(total=total, unit="cable", disable=not interactive, file=sys.stderr) as bar:
+    started = datetime.now(UTC)
+    with closing(Meter("inputs", count_hint(args.paths))) as meter:
 
         def waiting(depth: int) -> None:
-            bar.set_postfix_str(f"waiting: intake queue holds ~{depth:,} cables")
+            meter.update(meter.done, f"waiting: intake queue holds ~{depth:,} cables")
 
-        def retrying(line: str) -> None:
-            bar.clear()
-            say(line)
-
-        with Producer(settings, on_wait=waiting, on_retry=retrying) as producer:
-            summary = enqueue_paths(args.paths, producer, on_rejected=_report, on_input=bar.update)
+        with Producer(
+            settings, on_wait=waiting, on_retry=lambda line: meter.write(f"cable-ingest: {line}")
+        ) as producer:
+            summary = enqueue_paths(
+                args.paths,
+                producer,
+                on_rejected=lambda rejection: meter.write(rejection.line()),
+                on_duplicate=lambda duplicate: meter.write(duplicate.line()),
+                on_input=meter.advance,
+                strict=args.strict,
+            )
+    code = enqueue_exit_code(summary)
+    later = f"cable-ingest dlq list --since {started:%Y-%m-%dT%H:%M:%SZ}"
     for line in summary.lines():
         print(line, file=sys.stderr)
-    return 1 if summary.rejected and args.strict else 0
+    if summary.enqueued:
+        print(f"parse failures:    later, in the workers: {later}", file=sys.stderr)
+    if args.json:
+        document = {"version": JSON_VERSION, "command": "enqueue", "exit_code": code}
+        write_json(document | summary.as_dict() | {"dlq_list": later})
+    return code
+
+
+def enqueue_exit_code(summary: EnqueueSummary) -> int:
+    """130 interrupted, 65 some input rejected, else 0 (worker.cli.exits)."""
+    if summary.stopped == "interrupted":
+        return exits.INTERRUPTED
+    return exits.DATA if summary.rejected else exits.OK
 
 
 def worker_argv(settings: Settings, queues: str, concurrency: int, loglevel: str) -> list[str]:
@@ -101,6 +121,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Ingest everything under PATH end to end through worker processes, then summarise."""
     from worker.cli.run import run_job
+    from worker.cli.run_summary import FINISH
     from worker.storage import redact_url
 
     settings = _settings(args.config)
@@ -116,14 +137,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings,
         concurrency=args.concurrency or settings.worker_concurrency,
         stall_timeout=args.stall_timeout,
-        echo=lambda line: print(line, file=sys.stderr),
+        strict=args.strict,
     )
+    if args.config:
+        summary.finish = f"{FINISH} --config {shlex.quote(args.config)}"
     if args.json:
-        sys.stdout.buffer.write(orjson.dumps(summary.as_dict()) + b"\n")
+        write_json(summary.as_dict())
     else:
         for line in summary.lines():
             print(line)
-    return 0 if summary.complete else 1
+    return summary.exit_code
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -173,7 +196,8 @@ def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
         metavar="SECONDS",
         help="stop waiting after this long without a new outcome",
     )
-    run.add_argument("--json", action="store_true", help="print the summary as one JSON document")
+    run.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    run.add_argument("--json", action="store_true", help=JSON_HELP)
     run.add_argument(
         "--config", metavar="FILE", help="sinks and rules, TOML (default: CABLE_INGEST_CONFIG)"
     )
@@ -199,7 +223,8 @@ def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help="file, folder, glob, archive (.tar[.gz|.bz2|.xz], .zip), cables.csv or - (stdin)",
     )
-    enqueue.add_argument("--strict", action="store_true", help="exit 1 when any input was rejected")
+    enqueue.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    enqueue.add_argument("--json", action="store_true", help=JSON_HELP)
     enqueue.set_defaults(func=cmd_enqueue)
 
     worker = command(

@@ -123,6 +123,17 @@ class Producer:
         if len(self._buffer) >= self.settings.batch_size:
             self.flush()
 
+    @property
+    def buffered(self) -> int:
+        """Envelopes added but not sent yet (the next batch)."""
+        return len(self._buffer)
+
+    def discard(self) -> int:
+        """Drop the envelopes not sent yet (an interrupted producer); return how many."""
+        dropped = len(self._buffer)
+        self._buffer = []
+        return dropped
+
     def replay(self, dead_letter: Mapping[str, Any]) -> None:
         """Send a dead letter's payload back where it failed: an envelope to the intake queue
         (a storage failure keeps its envelope, to be derived again from the original), a

@@ -225,9 +225,15 @@ class DeadLetterStore:
         return int(result.rowcount)
 
     def for_messages(self, message_ids: Iterable[str]) -> builtins.list[dict[str, str]]:
-        """The stage, error class and reason of every dead letter of these envelopes."""
+        """The id, stage, error class and reason of every dead letter of these envelopes."""
         wanted = sorted(set(message_ids))
-        columns = (_TABLE.c.message_id, _TABLE.c.stage, _TABLE.c.error_class, _TABLE.c.reason)
+        columns = (
+            _TABLE.c.id,
+            _TABLE.c.message_id,
+            _TABLE.c.stage,
+            _TABLE.c.error_class,
+            _TABLE.c.reason,
+        )
         found: builtins.list[dict[str, str]] = []
         with self._db.errors("reading table dead_letters"), self._db.engine.connect() as conn:
             for start in range(0, len(wanted), _CHUNK):
