@@ -331,9 +331,7 @@ class RedisBroker:
         try:
             found = transports.redis_snapshot(self._channel(), names)
         except (KombuError, redis.RedisError, OSError) as error:
-            where = redact_url(self.settings.broker_url)
-            message = f"broker {where}: reading the queues failed: {_short(error)}"
-            raise BrokerUnavailableError(message) from error
+            raise unavailable(self.settings.broker_url, error) from error
         return _redis_figures(found, names, self.settings.visibility_timeout, self._db())
 
     def _channel(self) -> Any:
