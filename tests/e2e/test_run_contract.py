@@ -212,9 +212,12 @@ def test_ctrl_c_reports_what_is_left_and_nothing_is_lost(
     seen = b""
     while b"outcomes: " not in seen and process.poll() is None:
         seen += process.stderr.readline()  # the first line once everything is enqueued
-    for _ in range(presses):
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    if presses > 1:  # the next press as soon as the warm stop has begun (it takes 1-5 s)
+        while b"interrupted: stopping the workers" not in seen and process.poll() is None:
+            seen += process.stderr.readline()
+        for _ in range(presses - 1):
+            process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=TIMEOUT_S)
     stderr = seen + stderr
     assert process.returncode == 130, stderr.decode(errors="replace")
@@ -268,3 +271,35 @@ def test_readme_documents_the_contract() -> None:
         assert code in section, f"no exit code row {code.strip()}"
     for key in ("dead_lettered_inputs", "rejected_inputs", "duplicate_inputs", '"version"'):
         assert key in section, f"the --json shape lacks {key}"
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_a_late_ctrl_c_does_not_cut_the_json_summary(tmp_path: Path) -> None:
+    """A SIGINT that lands while ``enqueue --json`` writes its summary into a full pipe (the
+    reader is slow) is ignored: the document arrives whole. Before, the write broke off at the
+    pipe's 64 KiB and the command exited 130 with half a document."""
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    text = SAMPLE.read_bytes()
+    for number in range(3000):  # one cable, 2,999 duplicates: each is named in the summary
+        (folder / f"copy-{number:05d}-of-the-same-sample-cable.txt").write_bytes(text)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker", "enqueue", "--json", str(folder)],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert process.stderr is not None
+    seen = b""
+    while b"parse failures:" not in seen and process.poll() is None:
+        seen += process.stderr.readline()  # the last stderr line before the JSON document
+    time.sleep(1.0)  # the document fills the pipe nobody reads yet; the write waits
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=TIMEOUT_S)
+    assert process.returncode == 0, (seen + stderr).decode(errors="replace")
+    document = orjson.loads(stdout)
+    assert (document["command"], document["enqueued"]) == ("enqueue", 1)
+    assert document["duplicates"] == 2999
+    assert len(document["duplicate_inputs"]) == 2999
+    assert len(stdout) > 65536, "the document must not fit the pipe for this test to prove it"

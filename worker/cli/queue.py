@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+import signal
 import sys
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,7 +74,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         print(f"parse failures:    later, in the workers: {later}", file=sys.stderr)
     if args.json:
         document = {"version": JSON_VERSION, "command": "enqueue", "exit_code": code}
-        write_json(document | summary.as_dict() | {"dlq_list": later})
+        with _summary_whole():
+            write_json(document | summary.as_dict() | {"dlq_list": later})
     return code
 
 
@@ -141,12 +144,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.config:
         summary.finish = f"{FINISH} --config {shlex.quote(args.config)}"
-    if args.json:
-        write_json(summary.as_dict())
-    else:
-        for line in summary.lines():
-            print(line)
+    with _summary_whole():
+        if args.json:
+            write_json(summary.as_dict())
+        else:
+            for line in summary.lines():
+                print(line)
     return summary.exit_code
+
+
+@contextmanager
+def _summary_whole() -> Iterator[None]:
+    """Ctrl-C is ignored while the summary is written: an impatient second press (or one that
+    lands while a slow reader leaves the pipe full) must not cut a --json document in half."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
