@@ -21,20 +21,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import create_engine, exc, text
-from sqlalchemy.engine import make_url
-
 from bench.corpus import corpus_files
+from bench.databases import postgres_schema
 from worker.intake.generate import generate, load_templates
 from worker.parse import parse_cable
 from worker.storage import CableStore, upgrade
 from worker.storage.provenance import Arrival
 
-PG_URL = os.environ.get("CABLE_INGEST_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
 _MEASURED = """
 import sys, time
 from worker.cli import build_parser, main
@@ -98,22 +94,8 @@ def run(args: list[str], url: str) -> tuple[float, float]:
 @contextlib.contextmanager
 def postgres() -> Iterator[str | None]:
     """A fresh PostgreSQL schema's URL, dropped afterwards; None when PostgreSQL is away."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except exc.OperationalError:
-        admin.dispose()
-        yield None
-        return
-    try:
-        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(optional=True) as url:
+        yield url
 
 
 def row(label: str, count: int, took: tuple[float, float], size: int = 0) -> None:

@@ -22,15 +22,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, insert
 
+from bench.databases import postgres_schema
 from bench.server import free_port, wait_for_port
 from worker.cli.run import start_workers, stop_workers
 from worker.intake.producer import Producer
@@ -40,7 +39,6 @@ from worker.storage import ReceiptStore, upgrade
 from worker.storage.schema import dead_letters, receipts
 
 REDIS_URL = os.environ.get("CABLE_INGEST_BENCH_SCRAPE_REDIS_URL", "redis://127.0.0.1:6379/10")
-PG_URL = os.environ.get("CABLE_INGEST_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "06ALMATY598.scraped.txt"
 SINKS = 8
 PROCESSES = 4
@@ -99,17 +97,9 @@ def _database(kind: str, folder: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{folder / 'cable-ingest.db'}"
         return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        assert url is not None
+        yield url
 
 
 def _wait_stored(url: str, ids: set[str], timeout: float = 300) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import os
 import sys
 import tempfile
 import time
@@ -27,12 +26,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.corpus import corpus_files
+from bench.databases import postgres_schema
 from worker.intake.generate import generate, load_templates
 from worker.parse import parse_cable
 from worker.storage import CableStore, upgrade
 from worker.storage.provenance import Arrival
 
-PG_URL = os.environ.get("CABLE_INGEST_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
 BATCH = 100
 
 
@@ -42,17 +41,9 @@ def _database(backend: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as folder:
             yield f"sqlite:///{Path(folder) / 'size.db'}"
         return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        assert url is not None
+        yield url
 
 
 def _size(url: str) -> int:
