@@ -23,6 +23,7 @@ from worker.settings import redact_url as redact_broker_url  # the storage's rea
 if TYPE_CHECKING:
     from worker.intake.enqueue import EnqueueSummary
 
+PATHS_HELP = "file, folder, glob, archive (.tar[.gz|.bz2|.xz], .zip), cables.csv or - (stdin)"
 STRICT_HELP = "stop at the first rejected input: nothing after it is read (exit 65)"
 JSON_HELP = "print the summary as one JSON document on stdout (README: the --json shape)"
 
@@ -195,7 +196,7 @@ def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
-        help="file, folder, glob, archive (.tar[.gz|.bz2|.xz], .zip), cables.csv or - (stdin)",
+        help=PATHS_HELP,
     )
     run.add_argument(
         "-c",
@@ -236,7 +237,7 @@ def register(sub: Subcommands[argparse.ArgumentParser]) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
-        help="file, folder, glob, archive (.tar[.gz|.bz2|.xz], .zip), cables.csv or - (stdin)",
+        help=PATHS_HELP,
     )
     enqueue.add_argument("--strict", action="store_true", help=STRICT_HELP)
     enqueue.add_argument("--json", action="store_true", help=JSON_HELP)

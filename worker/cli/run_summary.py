@@ -99,11 +99,6 @@ class RunSummary:
     worker_log: str = ""
 
     @property
-    def complete(self) -> bool:
-        """Every enqueued envelope has an outcome."""
-        return not self.missing
-
-    @property
     def exit_code(self) -> int:
         """130 interrupted, 75 some enqueued input has no outcome, 65 some input rejected or
         dead-lettered, else 0 (worker.cli.exits)."""
