@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from worker.errors import PermanentSinkError
 from worker.storage import CableStore, Receipt, ReceiptStore
+from worker.storage.catalog import Catalog
 
 RecordFactory = Callable[..., dict[str, Any]]
 
@@ -66,3 +68,31 @@ def test_redelivery_count_grows_and_is_forgotten(receipts: ReceiptStore) -> None
     assert receipts.count_redelivery("task-2") == 1
     receipts.forget_redelivery("task-1")
     assert receipts.count_redelivery("task-1") == 1
+
+
+def test_accepted_envelopes_read_back_as_written_and_the_first_acceptance_stays(
+    store_url: str, receipts: ReceiptStore
+) -> None:
+    """``accept`` writes each envelope's source and a UTC time that reads back aware and
+    current, in one statement per backend; accepting an id again keeps the first record, and
+    forgetting drops only the ids named."""
+    before = datetime.now(UTC)
+    receipts.accept(
+        [
+            {"id": "m1", "source": "feed-a", "sha256": "a" * 64},
+            {"id": "m2", "source": None, "sha256": "b" * 64},
+        ]
+    )
+    receipts.accept([{"id": "m1", "source": "feed-b", "sha256": "c" * 64}])
+    catalog = Catalog(store_url)
+    try:
+        first, second = catalog.message("m1")["accepted"], catalog.message("m2")["accepted"]
+        receipts.forget_accepted(["m2"])
+        assert catalog.message("m2")["accepted"] is None
+        assert catalog.message("unknown")["accepted"] is None
+    finally:
+        catalog.close()
+    assert (first.source, second.source) == ("feed-a", None)
+    for row in (first, second):
+        assert row.accepted_at.tzinfo is not None
+        assert before - timedelta(seconds=1) <= row.accepted_at <= datetime.now(UTC)

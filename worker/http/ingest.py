@@ -1,7 +1,7 @@
 """``POST /v1/cables``: inputs through the door of ``enqueue``, one entry per input, in order.
 
-Each input is checked (:func:`~worker.intake.envelope.check_input`) and wrapped
-(:func:`~worker.intake.envelope.make_envelope`) exactly as ``cable-ingest enqueue`` does, stamped
+Each input is checked and wrapped (:func:`~worker.intake.envelope.admit`) exactly as
+``cable-ingest enqueue`` does, stamped
 with the token's feed as its source. An entry is ``accepted`` (message id, sha256),
 ``rejected`` (the door's reason code) or ``duplicate`` (the same text earlier in the request).
 The answer, 202, is sent once every accepted envelope is in the broker (:mod:`.intake`).
@@ -14,6 +14,7 @@ request is 422, a retry while the first still runs 409.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -33,17 +34,19 @@ from worker.http.inputs import (
     too_many,
 )
 from worker.http.problems import Problem
-from worker.intake.envelope import IntakeError, check_input, make_envelope
+from worker.intake.envelope import IntakeError, admit, format_utc
 from worker.storage.tokens import TokenInfo
 
 MAX_KEY_CHARS = 200
 
 
 def door(inputs: list[Input], max_bytes: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(entries, envelopes): one entry per input in order, one envelope per accepted input."""
+    """(entries, envelopes): one entry per input in order, one envelope per accepted input.
+    An input whose text is an earlier one's (the same sha256) is a ``duplicate`` of it."""
     entries: list[dict[str, Any]] = []
     envelopes: list[dict[str, Any]] = []
-    first: dict[bytes, int] = {}
+    first: dict[str, int] = {}
+    received_at = format_utc(datetime.now(UTC))  # one request, one moment
     for index, item in enumerate(inputs):
         entry: dict[str, Any] = {"index": index}
         if item.name is not None:
@@ -52,24 +55,24 @@ def door(inputs: list[Input], max_bytes: int) -> tuple[list[dict[str, Any]], lis
             if item.error is not None:
                 raise item.error
             assert item.data is not None
-            digest = hashlib.sha256(item.data).digest()
-            if digest in first:
-                entry |= {
-                    "status": "duplicate",
-                    "sha256": digest.hex(),
-                    "duplicate_of": first[digest],
-                }
-                entries.append(entry)
-                continue
-            text = check_input(item.data, max_bytes=max_bytes)
-            envelope = make_envelope(text, source=item.source, metadata=item.metadata or None)
+            envelope = admit(
+                item.data,
+                source=item.source,
+                metadata=item.metadata or None,
+                max_bytes=max_bytes,
+                received_at=received_at,
+            )
         except IntakeError as error:
             entry |= {"status": "rejected", "reason": error.reason_code, "detail": str(error)}
             entries.append(entry)
             continue
-        first[digest] = index
-        envelopes.append(envelope)
-        entry |= {"status": "accepted", "message_id": envelope["id"], "sha256": envelope["sha256"]}
+        digest = envelope["sha256"]
+        if digest in first:
+            entry |= {"status": "duplicate", "sha256": digest, "duplicate_of": first[digest]}
+        else:
+            first[digest] = index
+            envelopes.append(envelope)
+            entry |= {"status": "accepted", "message_id": envelope["id"], "sha256": digest}
         entries.append(entry)
     return entries, envelopes
 
@@ -81,7 +84,10 @@ def request_fingerprint(kind: str, inputs: list[Input]) -> str:
     for item in inputs:
         reason = item.error.reason_code if item.error is not None else None
         digest.update(orjson.dumps([item.name, item.source, item.metadata, reason]))
-        digest.update(hashlib.sha256(item.data or b"").digest())
+        data = (
+            item.data.encode("utf-8", "surrogatepass") if isinstance(item.data, str) else item.data
+        )
+        digest.update(hashlib.sha256(data or b"").digest())
     return digest.hexdigest()
 
 

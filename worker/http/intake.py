@@ -16,7 +16,9 @@ way. This module is the HTTP face's only use of the queue (:class:`Broker`).
 Each group is recorded as accepted (:class:`Ledger`: one INSERT in the storage database for
 the whole group) before its first message is published, so that a 202's message ids always
 have a receipt ("queued" until an outcome); the part of a group that could not be published
-is forgotten again.
+is forgotten again. Recording and publishing are two stages in two threads: while one group
+is published, the next is recorded (a commit waits on the disk or the database, a publish on
+the broker; in turn they would add up). Groups are published in the order they arrived.
 """
 
 from __future__ import annotations
@@ -207,8 +209,11 @@ class GroupCommit:
         self._first_at = 0.0
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
+        self._recorder = ThreadPoolExecutor(1, thread_name_prefix="cable-ingest-record")
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="cable-ingest-publish")
         self._runner: asyncio.Task[None] | None = None
+        self._busy = False  # a group is being gathered or recorded
+        self._sending: asyncio.Task[None] | None = None  # the group being published
         self.stats = Stats()
 
     def start(self) -> None:
@@ -218,10 +223,11 @@ class GroupCommit:
     async def stop(self) -> None:
         """Publish what waits, then stop."""
         if self._runner is not None:
-            while self._waiting:
+            while self._waiting or self._in_flight:
                 await asyncio.sleep(0.005)
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
+        self._recorder.shutdown(wait=True)
         self._executor.shutdown(wait=True)
         self._depth_executor.shutdown(wait=True)
         self._queue.close()
@@ -243,6 +249,7 @@ class GroupCommit:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            self._busy = False
             await self._arrived.wait()
             left = self._first_at + self._window_s - self._clock()
             if self._count < self._batch_size and left > 0:
@@ -253,14 +260,34 @@ class GroupCommit:
             self._full.clear()
             if not group:
                 continue
+            self._busy = True
             try:
-                await loop.run_in_executor(self._executor, self._publish, group)
+                messages = await loop.run_in_executor(self._recorder, self._admit, group)
             except Exception as error:  # every request of the group gets the same answer
                 self._refuse(group, error)
-            else:
-                for waiting in group:
-                    if not waiting.future.done():
-                        waiting.future.set_result(None)
+                continue
+            if self._sending is not None:  # one group published at a time, in order
+                await asyncio.gather(self._sending, return_exceptions=True)
+            self._sending = loop.create_task(self._send(group, messages))
+
+    async def _send(self, group: list[_Waiting], messages: list[list[Envelope]]) -> None:
+        """Publish a recorded group, then answer its requests."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._publish, messages)
+        except Exception as error:
+            self._refuse(group, error)
+        else:
+            for waiting in group:
+                if not waiting.future.done():
+                    waiting.future.set_result(None)
+        finally:
+            if self._sending is asyncio.current_task():
+                self._sending = None
+
+    @property
+    def _in_flight(self) -> bool:
+        return self._busy or self._sending is not None
 
     def _refuse(self, group: list[_Waiting], error: Exception) -> None:
         self.stats.refused += len(group)
@@ -300,7 +327,9 @@ class GroupCommit:
         finally:
             self._depth_reading = False
 
-    def _publish(self, group: list[_Waiting]) -> None:
+    def _admit(self, group: list[_Waiting]) -> list[list[Envelope]]:
+        """The group's messages, recorded as accepted; a 503 Problem above the high-water mark
+        (nothing recorded) or when the record fails."""
         depth = self._current_depth()
         if depth >= self._high_water_mark:
             log.warning("backpressure_refused", depth=depth, high_water=self._high_water_mark)
@@ -310,20 +339,25 @@ class GroupCommit:
                 f"{self._high_water_mark:,}; retry later",
             )
         messages = pack([waiting.envelopes for waiting in group], self._batch_size)
-        recorded = [envelope for envelopes in messages for envelope in envelopes]
-        self._record(recorded)
-        published = 0
+        self._record([envelope for envelopes in messages for envelope in envelopes])
+        return messages
+
+    def _publish(self, messages: list[list[Envelope]]) -> None:
+        """Publish a recorded group's messages; forget the acceptance of what was not sent."""
+        sent = 0
         try:
             for envelopes in messages:
                 self._queue.publish(envelopes)
-                published += len(envelopes)
+                sent += 1
                 self.stats.messages += 1
                 self.stats.envelopes += len(envelopes)
                 self.stats.sizes.append(len(envelopes))
                 if self._on_message is not None:
                     self._on_message([len(envelopes)])
         except BaseException:
-            self._forget([str(envelope["id"]) for envelope in recorded[published:]])
+            self._forget(
+                [str(envelope["id"]) for envelopes in messages[sent:] for envelope in envelopes]
+            )
             raise
         self.stats.groups += 1
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
 from worker.errors import UnavailableError
-from worker.intake.envelope import IntakeError, check_input, make_envelope
+from worker.intake.envelope import IntakeError, admit
 from worker.intake.producer import Producer
 from worker.intake.sources import iter_inputs
 
@@ -190,8 +190,12 @@ def _enqueue(  # noqa: PLR0917 - the private body of enqueue_paths, same argumen
                     if on_duplicate is not None:
                         on_duplicate(summary.duplicate_inputs[-1])
                     continue
-                text = check_input(item.data, max_bytes=max_bytes)
-                envelope = make_envelope(text, source=item.name, metadata=item.metadata or None)
+                envelope = admit(
+                    item.data,
+                    source=item.name,
+                    metadata=item.metadata or None,
+                    max_bytes=max_bytes,
+                )
             except IntakeError as error:
                 rejection = Rejection.of(item.name, error)
                 summary.rejected[rejection.reason] += 1

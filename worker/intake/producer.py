@@ -5,7 +5,7 @@
     with Producer(Settings.from_env()) as producer:
         message_id = producer.enqueue(text, source="feed-a", metadata={"feed_seq": 17})
 
-Texts are checked at the door (:func:`~worker.intake.envelope.check_input`): a refused text raises
+Texts are checked at the door (:func:`~worker.intake.envelope.admit`): a refused text raises
 :class:`~worker.intake.envelope.IntakeError` and nothing is queued for it. Accepted texts are buffered
 and sent ``batch_size`` envelopes per message. Before each send the intake queue's depth is
 read; above the high-water mark (in cables) the producer waits, saying so in the log, until it
@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from celery import Celery
 
-from worker.intake.envelope import Scalar, check_input, make_envelope
+from worker.intake.envelope import Scalar, admit
 from worker.logs import get_logger
 from worker.queue.app import (
     DELIVER_TASK,
@@ -96,13 +96,9 @@ class Producer:
         metadata: Mapping[str, Scalar] | None = None,
     ) -> str:
         """Check one text and queue it; return its message id (the envelope's id)."""
-        if isinstance(text, bytes):
-            text = check_input(text, max_bytes=self.settings.max_input_bytes)
-        else:
-            check_input(
-                text.encode("utf-8", "surrogatepass"), max_bytes=self.settings.max_input_bytes
-            )
-        envelope = make_envelope(text, source=source, metadata=metadata)
+        envelope = admit(
+            text, source=source, metadata=metadata, max_bytes=self.settings.max_input_bytes
+        )
         self.add(envelope)
         return str(envelope["id"])
 

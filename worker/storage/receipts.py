@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+import orjson
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
@@ -23,6 +24,11 @@ from worker.storage.engine import Database, redact_url
 from worker.storage.schema import accepted, receipts, redeliveries
 
 _CHUNK = 500
+_ACCEPT_FROM_JSON = text(
+    "INSERT INTO accepted (message_id, source, sha256, accepted_at)"
+    " SELECT value ->> 0, value ->> 1, value ->> 2, :at FROM json_each(:rows)"
+    " WHERE true ON CONFLICT DO NOTHING"  # WHERE: SQLite's parser needs it before ON CONFLICT
+)  # accepted_at as SQLAlchemy writes a DateTime in SQLite: "2026-12-02 06:28:44.123456"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,26 +129,31 @@ class ReceiptStore:
 
     def accept(self, envelopes: Sequence[Mapping[str, Any]]) -> None:
         """Record envelopes as accepted onto the intake queue, before they are published: one
-        INSERT executed for the whole group in one transaction (SQLAlchemy sends it to
-        PostgreSQL as multi-row VALUES; SQLite steps one prepared statement, ~3x cheaper here
-        than a 100-row VALUES list it would compile each time). An id recorded before (a
-        replay, a retried flush) is kept as first accepted."""
+        statement for the whole group, in one transaction. An id recorded before (a replay, a
+        retried flush) is kept as first accepted.
+
+        One statement, not one per row: PostgreSQL gets a multi-row VALUES (one round trip);
+        SQLite an INSERT from ``json_each`` over the rows as one JSON parameter, which runs in
+        one step. The HTTP intake records from a thread while others parse and publish, and
+        SQLite gives up Python's lock for each step it takes and must win it back after: 100
+        steps per group were 100 waits for it (make bench: NDJSON batches 9,600 -> 10,900
+        cables/s)."""
         if not envelopes:
             return
         now = datetime.now(UTC)
         rows = [
-            {
-                "message_id": str(envelope["id"]),
-                "source": _text(envelope.get("source")),
-                "sha256": str(envelope["sha256"]),
-                "accepted_at": now,
-            }
+            (str(envelope["id"]), _text(envelope.get("source")), str(envelope["sha256"]))
             for envelope in envelopes
         ]
-        dialect = postgresql if self._db.backend == "postgresql" else sqlite
         action = f"recording {len(rows)} accepted envelopes"
         with self._db.errors(action), self._db.writer.begin() as conn:
-            conn.execute(dialect.insert(accepted).on_conflict_do_nothing(), rows)
+            if self._db.backend == "postgresql":
+                columns = ("message_id", "source", "sha256")
+                values = [dict(zip(columns, row, strict=True), accepted_at=now) for row in rows]
+                conn.execute(postgresql.insert(accepted).on_conflict_do_nothing(), values)
+            else:
+                stamp = now.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+                conn.execute(_ACCEPT_FROM_JSON, {"rows": orjson.dumps(rows), "at": stamp})
 
     def forget_accepted(self, message_ids: Iterable[str]) -> None:
         """Drop the acceptance of envelopes that were recorded but could not be published."""
