@@ -3,6 +3,7 @@ the request-level problems, idempotency, and hostile uploads (traversal names, a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 import zipfile
@@ -13,6 +14,8 @@ import orjson
 import pytest
 
 from tests.http.conftest import SAMPLE, TokenMaker, bearer
+from worker.http.ingest import door
+from worker.http.inputs import Input, ndjson_inputs
 from worker.http.intake import MemoryQueue
 
 CABLE = SAMPLE.read_bytes()
@@ -75,6 +78,31 @@ def test_ndjson_entries_come_back_in_order_with_reasons_and_duplicates(
     assert [e["id"] for e in published] == [entries[0]["message_id"], entries[4]["message_id"]]
     assert [e["source"] for e in published] == ["feed-a", "feed-a/nightly"]
     assert published[0]["metadata"] == {"seq": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("UNCLAS plain text\n\twith whitespace escapes\r\n" * 20, None),
+        ("UNCLAS a lone \b and \u007f are few" + " text" * 40, None),
+        ("UNCLAS a backslash then b: \\b, not a control" * 5, None),
+        ("\u0001\u0002\u0003 mostly control" * 3, "binary"),
+        ("\b\b\b\b" + "x" * 20, "binary"),
+        ("\x7f" * 10 + "del", "binary"),
+        ("text with a NUL \u0000 inside", "binary"),
+    ],
+)
+def test_ndjson_texts_are_judged_binary_as_their_bytes_would_be(
+    text: str, reason: str | None
+) -> None:
+    """Control characters reach an NDJSON text as JSON escapes (or a raw DEL); the door
+    judges the text as it would judge its UTF-8 bytes sent as text/plain."""
+    (item,) = ndjson_inputs(orjson.dumps({"text": text}), "feed-a", 10)
+    (entry,), _ = door([item], 1 << 20)
+    (by_bytes,), _ = door([Input(text.encode(), "feed-a")], 1 << 20)
+    assert entry.get("reason") == by_bytes.get("reason") == reason
+    if reason is None:
+        assert entry["sha256"] == by_bytes["sha256"] == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_a_feed_cannot_claim_another_feeds_name(

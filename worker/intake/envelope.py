@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from uuid_utils import uuid7
 
 from worker.errors import CableIngestError
 
@@ -125,6 +126,12 @@ def make_envelope(
 ) -> dict[str, Any]:
     """Wrap ``text`` in a queue envelope: id, source, received_at, sha256, text, metadata.
 
+    The id is a UUID of version 7 (RFC 9562): its first 48 bits are the time in milliseconds,
+    so ids made later sort later, and the indexes keyed by message id (accepted, arrivals,
+    receipts) grow at their end. With random (version 4) ids, every group of 100 recorded by
+    the HTTP intake dirtied ~100 scattered pages of a table that never stops growing (make
+    bench: NDJSON batches after 18,000 single POSTs 11,850 -> 12,670-12,950 cables/s).
+
     ``received_at`` defaults to now and must be timezone-aware; it is written in UTC with a Z.
     A ``source`` longer than the schema allows keeps its last characters behind an ellipsis.
     ``metadata`` must be flat: string keys, scalar values, finite numbers. It is omitted when
@@ -177,7 +184,7 @@ def _wrap(
     if len(source) > MAX_SOURCE_CHARS:
         source = "…" + source[-(MAX_SOURCE_CHARS - 1) :]
     envelope: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
+        "id": str(uuid7()),
         "source": source,
         "received_at": stamp,
         "sha256": hashlib.sha256(encoded).hexdigest(),
