@@ -15,8 +15,9 @@ import pytest
 
 from tests.http.conftest import SAMPLE, TokenMaker, bearer
 from worker.http.ingest import door
-from worker.http.inputs import Input, ndjson_inputs
+from worker.http.inputs import Input, _read_lines, ndjson_inputs
 from worker.http.intake import MemoryQueue
+from worker.http.problems import Problem
 
 CABLE = SAMPLE.read_bytes()
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -103,6 +104,33 @@ def test_ndjson_texts_are_judged_binary_as_their_bytes_would_be(
     assert entry.get("reason") == by_bytes.get("reason") == reason
     if reason is None:
         assert entry["sha256"] == by_bytes["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _ndjson({"text": "UNCLAS one"}, {"text": "two", "source": "feed-a/x"}),
+        b'{"text": "a", "metadata": {"n": 1, "f": 1.5, "b": true, "z": null, "s": "x"}}\r\n'
+        b'\n   \n{"text": "b", "source": null}',
+        b'{"text": "a"}\n{"text": "b", "source": "feed-b"}\n',  # a foreign feed: 403
+        b'{"text": "a"}\n{"text": "b", "extra": 1}\n',  # an unknown key: 422
+        b'{"text": "a"}\n{"text": "b", "metadata": {"deep": [1]}}\n',  # not a scalar: 422
+        b'{"text": "a"}\n{"text": 7}\n',  # not a string: 422
+        b'{"text": "a"}\n{"text": "b"\n',  # not JSON: 400
+        b'{"text": "a", "metadata": {"big": 1e400}}\n',  # not a finite number: 422
+    ],
+)
+def test_ndjson_bodies_read_in_one_call_as_they_read_line_by_line(body: bytes) -> None:
+    """The one-call reading of a body gives the inputs, or the Problem (status, code and the
+    line named), that the line-by-line reading gives."""
+
+    def outcome(read: Callable[[bytes, str, int], list[Input]]) -> object:
+        try:
+            return read(body, "feed-a", 10)
+        except Problem as problem:
+            return (problem.status, problem.code, str(problem))
+
+    assert outcome(ndjson_inputs) == outcome(_read_lines)
 
 
 def test_a_feed_cannot_claim_another_feeds_name(
