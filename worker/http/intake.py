@@ -28,7 +28,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from worker.http.problems import Problem
@@ -148,17 +148,6 @@ class _Waiting:
     future: asyncio.Future[None]
 
 
-@dataclass(slots=True)
-class Stats:
-    """What the group commit did (for the metrics and tests)."""
-
-    groups: int = 0
-    messages: int = 0
-    envelopes: int = 0
-    refused: int = 0
-    sizes: list[int] = field(default_factory=list)
-
-
 def pack(groups: Sequence[Sequence[Envelope]], batch_size: int) -> list[list[Envelope]]:
     """The messages for these requests' envelopes: in order, at most ``batch_size`` each, no
     request split across messages unless it alone holds more than ``batch_size``."""
@@ -214,7 +203,6 @@ class GroupCommit:
         self._runner: asyncio.Task[None] | None = None
         self._busy = False  # a group is being gathered or recorded
         self._sending: asyncio.Task[None] | None = None  # the group being published
-        self.stats = Stats()
 
     def start(self) -> None:
         """Start publishing (in the running event loop)."""
@@ -290,7 +278,6 @@ class GroupCommit:
         return self._busy or self._sending is not None
 
     def _refuse(self, group: list[_Waiting], error: Exception) -> None:
-        self.stats.refused += len(group)
         if not isinstance(error, Problem):
             log.warning(
                 "intake_publish_failed",
@@ -349,9 +336,6 @@ class GroupCommit:
             for envelopes in messages:
                 self._queue.publish(envelopes)
                 sent += 1
-                self.stats.messages += 1
-                self.stats.envelopes += len(envelopes)
-                self.stats.sizes.append(len(envelopes))
                 if self._on_message is not None:
                     self._on_message([len(envelopes)])
         except BaseException:
@@ -359,7 +343,6 @@ class GroupCommit:
                 [str(envelope["id"]) for envelopes in messages[sent:] for envelope in envelopes]
             )
             raise
-        self.stats.groups += 1
 
     def _record(self, envelopes: list[Envelope]) -> None:
         """The group's acceptance, in one statement, before anything is published: a 202
