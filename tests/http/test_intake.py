@@ -4,6 +4,8 @@ back-pressure and a missing broker refuse the whole group with 503 and Retry-Aft
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +138,65 @@ def test_pack_keeps_requests_whole_unless_one_is_over_the_batch_size(
     messages = pack(groups, 100)
     assert [len(m) for m in messages] == expected
     assert [e["id"] for m in messages for e in m] == [e["id"] for g in groups for e in g]
+
+
+class _GatedQueue(MemoryQueue):
+    """A queue whose publish of the first message waits for ``release``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.publishing = threading.Event()
+        self.release = threading.Event()
+
+    def publish(self, envelopes: Sequence[dict[str, Any]]) -> None:
+        if not self.messages:
+            self.publishing.set()
+            assert self.release.wait(10), "the test never released the first publish"
+        super().publish(envelopes)
+
+
+class _Ledger:
+    """Records what was accepted, and what had been published at that moment."""
+
+    def __init__(self, queue: MemoryQueue) -> None:
+        self.queue = queue
+        self.accepted: list[tuple[list[str], int]] = []
+
+    def accept(self, envelopes: Sequence[dict[str, Any]]) -> None:
+        self.accepted.append(([str(e["id"]) for e in envelopes], len(self.queue.messages)))
+
+    def forget_accepted(self, message_ids: Sequence[str]) -> None:
+        raise AssertionError(f"nothing should be forgotten: {message_ids}")
+
+
+def test_the_next_group_is_recorded_while_one_is_published_and_order_is_kept() -> None:
+    """Recording and publishing are two stages: a group arriving while the one before is
+    being published is recorded at once (nothing published yet), is published only after
+    it, and neither request is answered before its own message is in the queue."""
+    queue = _GatedQueue()
+    ledger = _Ledger(queue)
+
+    async def scenario() -> None:
+        commit = GroupCommit(queue, batch_size=100, window_s=0.0, high_water_mark=1000,
+                             ledger=ledger)  # fmt: skip
+        commit.start()
+        try:
+            first = asyncio.ensure_future(commit.submit(_envelopes(2, "a-")))
+            assert await asyncio.to_thread(queue.publishing.wait, 10)
+            second = asyncio.ensure_future(commit.submit(_envelopes(3, "b-")))
+            for _ in range(500):  # the second group's record does not wait for the publish
+                if len(ledger.accepted) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert [ids for ids, _ in ledger.accepted] == [["a-0", "a-1"], ["b-0", "b-1", "b-2"]]
+            assert ledger.accepted[1][1] == 0  # recorded while nothing was published yet
+            assert not first.done()
+            assert not second.done()
+            queue.release.set()
+            await asyncio.gather(first, second)
+        finally:
+            queue.release.set()
+            await commit.stop()
+
+    asyncio.run(scenario())
+    assert [[e["id"] for e in m] for m in queue.messages] == [["a-0", "a-1"], ["b-0", "b-1", "b-2"]]
