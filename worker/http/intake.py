@@ -3,7 +3,7 @@
 A queue message costs about as much as parsing 3-5 cables, so single-cable requests must not
 become single-cable messages. :class:`GroupCommit` collects the envelopes of concurrent
 requests for up to ``GROUP_COMMIT_MS`` (or until ``BATCH_SIZE`` envelopes wait), publishes them
-as few messages as possible in one thread, and only then answers every request of the group:
+as few messages as possible, and only then answers every request of the group:
 a 202 means the envelopes are in the broker. While one group is being published the next one
 gathers, so the groups grow with the load.
 

@@ -13,7 +13,6 @@ are dropped and counted as ``unsent``, since their batch had not been confirmed 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -166,7 +165,7 @@ def _enqueue(  # noqa: PLR0917 - the private body of enqueue_paths, same argumen
     stdin: BinaryIO | None,
 ) -> EnqueueSummary:
     summary = EnqueueSummary()
-    seen: dict[bytes, str] = {}
+    seen: dict[str, str] = {}
     buffered: list[tuple[str, str]] = []  # (message id, input name) not yet sent
     started = time.monotonic()
     max_bytes = producer.settings.max_input_bytes
@@ -183,13 +182,6 @@ def _enqueue(  # noqa: PLR0917 - the private body of enqueue_paths, same argumen
                 if item.error is not None:
                     raise item.error
                 assert item.data is not None
-                digest = hashlib.sha256(item.data).digest()
-                if (earlier := seen.get(digest)) is not None:
-                    summary.duplicates += 1
-                    summary.duplicate_inputs.append(Duplicate(item.name, earlier))
-                    if on_duplicate is not None:
-                        on_duplicate(summary.duplicate_inputs[-1])
-                    continue
                 envelope = admit(
                     item.data,
                     source=item.name,
@@ -205,6 +197,13 @@ def _enqueue(  # noqa: PLR0917 - the private body of enqueue_paths, same argumen
                 if strict:
                     summary.stopped = "strict"
                     break
+                continue
+            digest = str(envelope["sha256"])  # the text's: the same text is a duplicate
+            if (earlier := seen.get(digest)) is not None:
+                summary.duplicates += 1
+                summary.duplicate_inputs.append(Duplicate(item.name, earlier))
+                if on_duplicate is not None:
+                    on_duplicate(summary.duplicate_inputs[-1])
                 continue
             seen[digest] = item.name
             buffered.append((str(envelope["id"]), item.name))
