@@ -10,7 +10,7 @@ import pytest
 
 from worker.core.validate import validate_envelope
 from worker.errors import CableIngestError
-from worker.intake.envelope import IntakeError, check_input, format_utc, make_envelope
+from worker.intake.envelope import IntakeError, admit, format_utc, make_envelope
 
 SAMPLE = (Path(__file__).resolve().parents[1] / "fixtures" / "06ALMATY598.scraped.txt").read_text(
     encoding="utf-8"
@@ -85,11 +85,19 @@ def test_metadata_must_be_flat_json_scalars(
         make_envelope(SAMPLE, source="s", metadata=metadata)  # type: ignore[arg-type]
 
 
-def test_check_input_returns_utf8_text_unchanged() -> None:
-    """Valid UTF-8 comes back exactly, and a leading byte order mark is dropped."""
+def _text(data: bytes | str) -> str:
+    """The text ``admit`` puts in the envelope of ``data``, checked against its sha256."""
+    envelope = admit(data, source="s", max_bytes=LIMIT)
+    assert envelope["sha256"] == hashlib.sha256(envelope["text"].encode()).hexdigest()
+    return str(envelope["text"])
+
+
+def test_admit_keeps_utf8_text_unchanged() -> None:
+    """Valid UTF-8 (bytes or text) is the envelope's text exactly; a leading byte order mark
+    is dropped, from the text and from what is hashed."""
     data = SAMPLE.encode("utf-8")
-    assert check_input(data, max_bytes=LIMIT) == SAMPLE
-    assert check_input(b"\xef\xbb\xbf" + data, max_bytes=LIMIT) == SAMPLE
+    assert _text(data) == _text(SAMPLE) == SAMPLE
+    assert _text(b"\xef\xbb\xbf" + data) == _text("\ufeff" + SAMPLE) == SAMPLE
 
 
 @pytest.mark.parametrize(
@@ -108,7 +116,7 @@ def test_check_input_returns_utf8_text_unchanged() -> None:
 def test_bad_input_is_refused_with_a_reason(data: bytes, reason_code: str, message: str) -> None:
     """Each class of bad input raises IntakeError with its reason code and a clear message."""
     with pytest.raises(IntakeError) as caught:
-        check_input(data, max_bytes=LIMIT)
+        admit(data, source="s", max_bytes=LIMIT)
     assert caught.value.reason_code == reason_code
     assert message in str(caught.value)
 
@@ -116,17 +124,15 @@ def test_bad_input_is_refused_with_a_reason(data: bytes, reason_code: str, messa
 def test_oversize_is_checked_before_decoding() -> None:
     """Input over the limit is refused as oversize even when it is not text at all."""
     with pytest.raises(IntakeError) as caught:
-        check_input(b"\x00" * 11, max_bytes=10)
+        admit(b"\x00" * 11, source="s", max_bytes=10)
     assert caught.value.reason_code == "oversize"
 
 
 def test_latin1_falls_back_to_cp1252() -> None:
     """A latin-1 or cp1252 scrape that is not UTF-8 is decoded as cp1252."""
     text = "SUBJECT: CAFÉ MÜLLER \N{EN DASH} \N{LEFT DOUBLE QUOTATION MARK}QUOTES\N{RIGHT DOUBLE QUOTATION MARK}\n"
-    assert check_input(text.encode("cp1252"), max_bytes=LIMIT) == text
-    assert (
-        check_input("Genève, São Paulo".encode("latin-1"), max_bytes=LIMIT) == "Genève, São Paulo"
-    )
+    assert _text(text.encode("cp1252")) == text
+    assert _text("Genève, São Paulo".encode("latin-1")) == "Genève, São Paulo"
 
 
 def test_intake_error_sits_in_the_hierarchy() -> None:

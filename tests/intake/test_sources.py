@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.intake.envelope import check_input
+from worker.intake.envelope import admit
 from worker.intake.sources import Item, count_hint, iter_inputs
 
 SAMPLE = (Path(__file__).resolve().parents[1] / "fixtures" / "06ALMATY598.scraped.txt").read_bytes()
@@ -203,7 +203,7 @@ def test_cablegate_csv_rows_become_items(tmp_path: Path) -> None:
     ]
     first, second, third = items
     assert first.data is not None
-    assert check_input(first.data, max_bytes=LIMIT) == text
+    assert admit(first.data, source="s", max_bytes=LIMIT)["text"] == text
     assert first.metadata == {
         "source_file": f"{csv_path}:06ALMATY598",
         "refid": "06ALMATY598",

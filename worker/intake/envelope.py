@@ -1,11 +1,11 @@
 """Envelopes, and the checks every raw input passes at the door before it becomes one.
 
-:func:`check_input` turns the bytes a producer received into text, or raises
-:class:`IntakeError` with a ``reason_code`` and a message that gives sizes and offsets, never
-content. :func:`make_envelope` wraps the text in what ``schemas/envelope.schema.json`` describes.
-:func:`admit` is both in one pass, for bytes or text: the text is encoded once and hashed once,
-and decoded only when it came as bytes (every producer's door: a cable is ~10 KB, and each pass
-over it costs about as much as the rest of the door).
+:func:`admit` is the door: it turns what a producer received (bytes, or text) into an envelope
+as ``schemas/envelope.schema.json`` describes it, or raises :class:`IntakeError` with a
+``reason_code`` and a message that gives sizes and offsets, never content. It reads the text
+once: encoded once, hashed once, decoded only when it came as bytes (a cable is ~10 KB, and each
+pass over it costs about as much as the rest of the door). :func:`make_envelope` wraps text
+that needs no checks (benchmarks, tests).
 
 Decoding: UTF-8 first (a leading byte order mark is dropped: it is an encoding artefact, not
 text). Bytes that are not UTF-8 are decoded as cp1252 (a superset of the printable part of
@@ -58,14 +58,6 @@ class IntakeError(CableIngestError, ValueError):
     def __init__(self, reason_code: ReasonCode, message: str) -> None:
         super().__init__(message)
         self.reason_code: ReasonCode = reason_code
-
-
-def check_input(data: bytes, *, max_bytes: int) -> str:
-    """Return ``data`` decoded to text, or raise :class:`IntakeError` saying why it is refused."""
-    _check_bytes(data, max_bytes)
-    text, _ = _decoded(data)
-    _check_text(text)
-    return text
 
 
 def _check_bytes(data: bytes, max_bytes: int) -> None:
@@ -149,8 +141,8 @@ def admit(
     metadata: Mapping[str, Scalar] | None = None,
     received_at: datetime | str | None = None,
 ) -> dict[str, Any]:
-    """:func:`check_input` then :func:`make_envelope`, reading the text once: the envelope of
-    ``data`` (bytes as received, or text), or :class:`IntakeError` saying why it is refused.
+    """The envelope of ``data`` (bytes as received, or text), or :class:`IntakeError` saying
+    why it is refused.
     ``received_at`` may also be a time :func:`format_utc` already wrote (one per request)."""
     if isinstance(data, str):
         text = data.removeprefix("\ufeff")

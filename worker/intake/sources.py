@@ -4,7 +4,7 @@ Each :class:`Item` is one raw input: its bytes, or the :class:`~worker.intake.en
 that stopped it (a missing path, an oversize member, an unreadable archive), so that every
 rejected input is reported rather than skipped. Inputs are streamed: a file is never read past
 ``max_bytes + 1``, tar archives are read front to back (``r|*``), cables.csv row by row.
-Content checks (empty, binary, encoding) are :func:`~worker.intake.envelope.check_input`'s job.
+Content checks (empty, binary, encoding) are :func:`~worker.intake.envelope.admit`'s job.
 
 Which reader applies is decided by the file name, also for files found inside folders:
 ``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``/``.tbz2``, ``.tar.xz``/``.txz``, ``.zip``, and
